@@ -1,0 +1,25 @@
+# pvnbot — see README.md.
+GO      ?= go
+BIN     ?= bin
+PKGS    := ./...
+
+.PHONY: build test lint demo fuzz bench clean
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+test: lint
+	$(GO) test -race -count=1 $(PKGS)
+
+demo: build
+	./fixtures/demo/run-demo.sh $(BIN)/bot
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,293 @@
+// Package config reads *.pvn.yaml files (runtimes, applications, services)
+// and the bot's own bot.yaml, and validates them as a whole.
+//
+// Load → Parse → strict decode → defaults → Validate, every problem reported
+// as path:line:col: message.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// LocalRuntime is the proxy runtime that runs jobs as processes on the bot's
+// own machine.
+const LocalRuntime = "local"
+
+// Defaults from the seed and SPEC §1.
+const (
+	DefaultFetchPollInterval       = 30 * time.Second
+	DefaultSteadyStatePollInterval = 5 * time.Minute
+	DefaultGetInfoPollInterval     = 5 * time.Minute
+	DefaultConvergenceGracePeriod  = 10 * time.Minute
+	DefaultTaskTTL                 = time.Hour
+	DefaultRetryMaxInterval        = 5 * time.Minute
+)
+
+// Pos is where a value was written: file (slash-separated, relative to the
+// root that was loaded), line and column, both 1-based.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Set is every config found in a tree at one commit.
+type Set struct {
+	Runtimes     []*Runtime
+	Applications []*Application
+	Services     []*Service
+	// Files lists the config files read, in the order they were read.
+	Files []string
+}
+
+// Runtime is a `runtime:` document.
+type Runtime struct {
+	Pos    Pos
+	Name   string
+	Custom CustomRuntime // `custom:` or its alias `extension:`
+}
+
+// CustomRuntime is the body of `runtime.custom`.
+type CustomRuntime struct {
+	Pos                        Pos
+	Type                       string // GENERIC (the default)
+	ProxyRuntime               ProxyRuntime
+	Apply                      Apply
+	Fetch                      *Fetch   // nil: no fetch
+	GetInfo                    *GetInfo // nil: no getInfo
+	Parameters                 []Parameter
+	ApplyID                    Text // empty Value: no applyId
+	ConvergenceGracePeriod     time.Duration
+	RequireApprovalBeforeApply bool
+}
+
+// ProxyRuntime says where the runtime's jobs execute.
+type ProxyRuntime struct {
+	Pos     Pos
+	Runtime string // a linked Kubernetes runtime, or LocalRuntime
+	// Namespace is containerOrchestration.k8s.namespace; empty means the
+	// generated pvn-proxy-runtime-<runtime> namespace.
+	Namespace string
+}
+
+// IsLocal reports whether jobs run as local processes.
+func (p ProxyRuntime) IsLocal() bool { return p.Runtime == LocalRuntime }
+
+// Text is a string that may hold a template, with where it was written.
+type Text struct {
+	Value string
+	Pos   Pos
+}
+
+// Job is what apply, fetch and getInfo have in common: exactly one of
+// TaskConfig and KubernetesConfig, and extra environment.
+type Job struct {
+	Pos              Pos
+	TaskConfig       *TaskConfig
+	KubernetesConfig *KubernetesConfig
+	Env              []EnvVar // sorted by Name
+}
+
+// Apply is `custom.apply`.
+type Apply struct {
+	Job
+	MaxConcurrency     int // 0: no cap
+	RetryPolicy        RetryPolicy
+	RetryableExitCodes []int
+}
+
+// RetryPolicy is the backoff of a failed apply. Zero BaseInterval means the
+// fetch pollInterval (or the default fetch interval); zero MaxAttempts means
+// unlimited.
+type RetryPolicy struct {
+	BaseInterval time.Duration
+	MaxInterval  time.Duration
+	MaxAttempts  int
+}
+
+// FetchMode says how fetch's result is read.
+type FetchMode string
+
+const (
+	FetchModeExitCode         FetchMode = "EXIT_CODE"
+	FetchModeStructuredOutput FetchMode = "STRUCTURED_OUTPUT"
+)
+
+// Fetch is `custom.fetch`.
+type Fetch struct {
+	Job
+	PollInterval            time.Duration
+	SteadyStatePollInterval time.Duration
+	FetchMode               FetchMode
+}
+
+// GetInfo is `custom.getInfo`.
+type GetInfo struct {
+	Job
+	PollInterval time.Duration
+}
+
+// TaskConfig is the backend-agnostic job description.
+type TaskConfig struct {
+	Pos     Pos
+	Program Program
+	TTL     time.Duration
+}
+
+// Program is `taskConfig.program`.
+type Program struct {
+	Pos               Pos
+	Cmd               []Text
+	Entrypoint        []Text
+	Env               []EnvVar // sorted by Name
+	WorkingDirectory  Text
+	Image             Text
+	ImageTag          Text
+	ImageRegistryInfo *ImageRegistryInfo
+	ServiceAccount    string
+}
+
+// ImageRegistryInfo names a linked registry and a repository in it.
+type ImageRegistryInfo struct {
+	Pos               Pos
+	ContainerRegistry string
+	ImageRepository   string
+}
+
+// EnvVar is one entry of an `env:` map: a literal (templated) value or a
+// reference to a Kubernetes secret.
+type EnvVar struct {
+	Pos              Pos
+	Name             string
+	Value            *Text
+	KubernetesSecret *SecretKeyRef
+}
+
+// SecretKeyRef points at one key of a Kubernetes secret.
+type SecretKeyRef struct {
+	SecretName string
+	Key        string
+}
+
+// KubernetesConfig is a job described by a Kubernetes manifest file.
+type KubernetesConfig struct {
+	Pos  Pos
+	Type string // KUBERNETES
+	// Path is local.path as written, relative to the config file's folder.
+	Path string
+	// File is Path resolved against the repository root (slash-separated).
+	File string
+	// Manifest is the file's content, read at load time; parameters are
+	// templated inside it at render time.
+	Manifest []byte
+}
+
+// ParamType is the type of a parameter.
+type ParamType string
+
+const (
+	ParamString ParamType = "string"
+	ParamInt    ParamType = "int"
+	ParamSecret ParamType = "secret"
+)
+
+// Parameter is a declared parameter of a runtime or a service.
+type Parameter struct {
+	Pos         Pos
+	Name        string
+	Description string
+	Required    bool
+	Type        ParamType
+	// Default is the default value in its text form (ints formatted in
+	// decimal); nil when there is none.
+	Default *string
+}
+
+// ParameterValue is a value given to a parameter by a service.
+type ParameterValue struct {
+	Pos  Pos
+	Name string
+	Type ParamType
+	// Value is the value in text form (for strings, a template rendered with
+	// the service's parameters). For secrets it is the secret's key: the
+	// value itself is looked up by the bot, never written in a repository.
+	Value Text
+	// SecretVersion is the optional version of a secret value.
+	SecretVersion string
+}
+
+// Application is an `application:` document.
+type Application struct {
+	Pos             Pos
+	Name            string
+	ReleaseChannels []ReleaseChannel
+}
+
+// ReleaseChannel is one stage of an application, such as staging.
+type ReleaseChannel struct {
+	Pos           Pos
+	Name          string
+	Runtimes      []RuntimeLink
+	Preconditions []Precondition
+}
+
+// RuntimeLink connects a release channel to a runtime under a connection
+// name (the runtime's name when not given).
+type RuntimeLink struct {
+	Pos     Pos
+	Runtime string
+	Name    string
+}
+
+// Precondition gates applies in a release channel. Exactly one field is set.
+type Precondition struct {
+	Pos                  Pos
+	ReleaseChannelStable *ReleaseChannelStable
+	ManualApproval       *ManualApproval
+}
+
+// ReleaseChannelStable holds until the same service is converged in
+// ReleaseChannel on the same (or a later) commit.
+type ReleaseChannelStable struct {
+	ReleaseChannel string
+}
+
+// ManualApproval holds until MinApprovers distinct people approved.
+type ManualApproval struct {
+	Name         string
+	Description  string
+	EveryAction  bool
+	MinApprovers int // defaulted to 1
+}
+
+// Service is a `service:` document.
+type Service struct {
+	Pos               Pos
+	Name              string
+	Application       string
+	RuntimeConnection string
+	CustomRuntime     CustomRuntimeValues
+	Parameters        []Parameter
+	PerReleaseChannel []ReleaseChannelOverride
+}
+
+// CustomRuntimeValues is `service.customRuntime`.
+type CustomRuntimeValues struct {
+	Pos             Pos
+	ParameterValues []ParameterValue
+}
+
+// ReleaseChannelOverride replaces parameter values in one channel.
+type ReleaseChannelOverride struct {
+	Pos            Pos
+	ReleaseChannel string
+	CustomRuntime  CustomRuntimeValues
+}

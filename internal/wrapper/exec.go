@@ -1,0 +1,227 @@
+package wrapper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultOutputLimit is how much of each of stdout and stderr Exec keeps
+// when Options.OutputLimit is zero.
+const DefaultOutputLimit = 4 << 20
+
+// DefaultGracePeriod is how long Exec waits between SIGTERM and SIGKILL
+// when Options.GracePeriod is zero.
+const DefaultGracePeriod = 10 * time.Second
+
+// Options says how Exec runs a program. The zero value runs it in the
+// current directory with the caller's environment.
+type Options struct {
+	// OutputLimit caps what is kept of each of stdout and stderr; the tail
+	// is kept. Zero means DefaultOutputLimit.
+	OutputLimit int
+	// Dir is the working directory; empty means the caller's.
+	Dir string
+	// Env is the program's whole environment ("NAME=value"; the last of
+	// duplicate names wins). Nil means the caller's environment. The
+	// program name is looked up in this environment's PATH.
+	Env []string
+	// Signals received on this channel are sent to the program's process
+	// group.
+	Signals <-chan os.Signal
+	// GracePeriod is how long a program has to exit after SIGTERM, when ctx
+	// is done, before it is killed. Zero means DefaultGracePeriod.
+	GracePeriod time.Duration
+}
+
+// Exec runs argv in a process group of its own and waits for it. The
+// program's stdin is empty.
+//
+// A program that ran gives an Output with its exit code, or 128+signal and
+// a note in ExecError when a signal killed it. A program that could not
+// start gives ExitCode -1 and the reason in ExecError; that is an Output,
+// not an error. When the program exits, whatever it left running in its
+// process group is killed.
+//
+// When ctx is done the process group gets SIGTERM, then SIGKILL after the
+// grace period; Exec then returns the partial Output and an error wrapping
+// ctx.Err().
+func Exec(ctx context.Context, opts Options, argv []string) (Output, error) {
+	if len(argv) == 0 {
+		return Output{}, errors.New("exec: empty command")
+	}
+	limit := opts.OutputLimit
+	if limit == 0 {
+		limit = DefaultOutputLimit
+	}
+	grace := opts.GracePeriod
+	if grace <= 0 {
+		grace = DefaultGracePeriod
+	}
+
+	start := time.Now()
+	out := Output{Version: Version, Stdout: []byte{}, Stderr: []byte{}, StartTimestampNs: start.UnixNano()}
+	notStarted := func(err error) (Output, error) {
+		out.ExitCode = -1
+		out.ExecError = err.Error()
+		out.DurationNs = int64(time.Since(start))
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("exec %s: interrupted before start: %w", argv[0], ctx.Err())
+		}
+		return out, nil
+	}
+
+	path, err := lookPath(argv[0], opts.Env)
+	if err != nil {
+		return notStarted(err)
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return out, fmt.Errorf("exec %s: stdout pipe: %w", argv[0], err)
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		closeAll(stdoutR, stdoutW)
+		return out, fmt.Errorf("exec %s: stderr pipe: %w", argv[0], err)
+	}
+
+	cmd := exec.CommandContext(ctx, path, argv[1:]...)
+	cmd.Args[0] = argv[0]
+	cmd.Dir = opts.Dir
+	cmd.Env = opts.Env
+	cmd.Stdout = stdoutW
+	cmd.Stderr = stderrW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return signalGroup(cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = grace
+
+	startErr := cmd.Start()
+	closeAll(stdoutW, stderrW) // the child holds its own copies
+	if startErr != nil {
+		closeAll(stdoutR, stderrR)
+		return notStarted(startErr)
+	}
+	pgid := cmd.Process.Pid
+
+	stdout, stderr := newTailBuffer(limit), newTailBuffer(limit)
+	var readers sync.WaitGroup
+	readers.Go(func() { _, _ = io.Copy(stdout, stdoutR) })
+	readers.Go(func() { _, _ = io.Copy(stderr, stderrR) })
+
+	exited := make(chan struct{})
+	var forwarders sync.WaitGroup
+	if opts.Signals != nil {
+		forwarders.Go(func() {
+			for {
+				select {
+				case sig := <-opts.Signals:
+					if s, ok := sig.(syscall.Signal); ok {
+						_ = signalGroup(pgid, s)
+					}
+				case <-exited:
+					return
+				}
+			}
+		})
+	}
+
+	waitErr := cmd.Wait()
+	close(exited)
+	forwarders.Wait()
+	_ = signalGroup(pgid, syscall.SIGKILL) // stragglers left in the group
+	awaitReaders(&readers, grace, stdoutR, stderrR)
+	closeAll(stdoutR, stderrR)
+
+	out.DurationNs = int64(time.Since(start))
+	out.Stdout, out.StdoutTruncated = stdout.Bytes(), stdout.Dropped()
+	out.Stderr, out.StderrTruncated = stderr.Bytes(), stderr.Dropped()
+
+	state := cmd.ProcessState
+	if state == nil {
+		out.ExitCode = -1
+		return out, fmt.Errorf("exec %s: wait: %w", argv[0], waitErr)
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		out.ExitCode = 128 + int(ws.Signal())
+		out.ExecError = fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+	} else {
+		out.ExitCode = state.ExitCode()
+	}
+	if ctx.Err() != nil {
+		return out, fmt.Errorf("exec %s: interrupted: %w", argv[0], ctx.Err())
+	}
+	return out, nil
+}
+
+// awaitReaders waits for the output to reach EOF. Processes that left the
+// program's process group may still hold the pipes open: they get the grace
+// period, then the pipes are closed under them.
+func awaitReaders(readers *sync.WaitGroup, grace time.Duration, pipes ...*os.File) {
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		closeAll(pipes...)
+		<-done
+	}
+}
+
+func signalGroup(pgid int, sig syscall.Signal) error {
+	err := syscall.Kill(-pgid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// lookPath finds a program the way a shell would with env's PATH (the
+// caller's when env is nil). Names holding a slash are taken as they are,
+// relative to the working directory.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path, ok := os.LookupEnv("PATH")
+	if env != nil {
+		path, ok = envValue(env, "PATH")
+	}
+	if !ok {
+		return "", fmt.Errorf("exec: %q: %w (no PATH set)", name, exec.ErrNotFound)
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: %w", name, exec.ErrNotFound)
+}
+
+func envValue(env []string, name string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}

@@ -51,6 +51,9 @@ type Target struct {
 	// Params are the final parameter values by name. Secret values are
 	// given as Sensitive in the jobs' env and left out of here.
 	Params map[string]string
+	// SecretParams names the secret parameters, sorted. Their values are
+	// only in the jobs' env (PVN_PARAM_<NAME>, Sensitive).
+	SecretParams []string
 }
 
 // Policy is the timing and gating of a target, from its runtime's config.

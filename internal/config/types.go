@@ -50,9 +50,10 @@ type Set struct {
 
 // Runtime is a `runtime:` document.
 type Runtime struct {
-	Pos    Pos
-	Name   string
-	Custom CustomRuntime // `custom:` or its alias `extension:`
+	Pos     Pos
+	Name    string
+	NamePos Pos
+	Custom  CustomRuntime // `custom:` or its alias `extension:`
 }
 
 // CustomRuntime is the body of `runtime.custom`.
@@ -71,8 +72,9 @@ type CustomRuntime struct {
 
 // ProxyRuntime says where the runtime's jobs execute.
 type ProxyRuntime struct {
-	Pos     Pos
-	Runtime string // a linked Kubernetes runtime, or LocalRuntime
+	Pos        Pos
+	Runtime    string // a linked Kubernetes runtime, or LocalRuntime
+	RuntimePos Pos    // of the runtime key
 	// Namespace is containerOrchestration.k8s.namespace; empty means the
 	// generated pvn-proxy-runtime-<runtime> namespace.
 	Namespace string
@@ -157,9 +159,10 @@ type Program struct {
 
 // ImageRegistryInfo names a linked registry and a repository in it.
 type ImageRegistryInfo struct {
-	Pos               Pos
-	ContainerRegistry string
-	ImageRepository   string
+	Pos                  Pos
+	ContainerRegistry    string
+	ContainerRegistryPos Pos
+	ImageRepository      string
 }
 
 // EnvVar is one entry of an `env:` map: a literal (templated) value or a
@@ -182,7 +185,8 @@ type KubernetesConfig struct {
 	Pos  Pos
 	Type string // KUBERNETES
 	// Path is local.path as written, relative to the config file's folder.
-	Path string
+	Path    string
+	PathPos Pos // of the path key
 	// File is Path resolved against the repository root (slash-separated).
 	File string
 	// Manifest is the file's content, read at load time; parameters are
@@ -204,6 +208,7 @@ type Parameter struct {
 	Pos         Pos
 	Name        string
 	Description string
+	NamePos     Pos
 	Required    bool
 	Type        ParamType
 	// Default is the default value in its text form (ints formatted in
@@ -213,9 +218,11 @@ type Parameter struct {
 
 // ParameterValue is a value given to a parameter by a service.
 type ParameterValue struct {
-	Pos  Pos
-	Name string
-	Type ParamType
+	Pos     Pos
+	Name    string
+	Type    ParamType
+	NamePos Pos
+	TypePos Pos // of the string, int or secret key
 	// Value is the value in text form (for strings, a template rendered with
 	// the service's parameters). For secrets it is the secret's key: the
 	// value itself is looked up by the bot, never written in a repository.
@@ -228,6 +235,7 @@ type ParameterValue struct {
 type Application struct {
 	Pos             Pos
 	Name            string
+	NamePos         Pos
 	ReleaseChannels []ReleaseChannel
 }
 
@@ -235,6 +243,7 @@ type Application struct {
 type ReleaseChannel struct {
 	Pos           Pos
 	Name          string
+	NamePos       Pos
 	Runtimes      []RuntimeLink
 	Preconditions []Precondition
 }
@@ -242,9 +251,11 @@ type ReleaseChannel struct {
 // RuntimeLink connects a release channel to a runtime under a connection
 // name (the runtime's name when not given).
 type RuntimeLink struct {
-	Pos     Pos
-	Runtime string
-	Name    string
+	Pos        Pos
+	Runtime    string
+	Name       string
+	RuntimePos Pos
+	NamePos    Pos // of the name key; RuntimePos when defaulted
 }
 
 // Precondition gates applies in a release channel. Exactly one field is set.
@@ -258,6 +269,7 @@ type Precondition struct {
 // ReleaseChannel on the same (or a later) commit.
 type ReleaseChannelStable struct {
 	ReleaseChannel string
+	Pos            Pos // of the releaseChannel key
 }
 
 // ManualApproval holds until MinApprovers distinct people approved.
@@ -270,13 +282,16 @@ type ManualApproval struct {
 
 // Service is a `service:` document.
 type Service struct {
-	Pos               Pos
-	Name              string
-	Application       string
-	RuntimeConnection string
-	CustomRuntime     CustomRuntimeValues
-	Parameters        []Parameter
-	PerReleaseChannel []ReleaseChannelOverride
+	Pos                  Pos
+	Name                 string
+	Application          string
+	RuntimeConnection    string
+	NamePos              Pos
+	ApplicationPos       Pos
+	RuntimeConnectionPos Pos
+	CustomRuntime        CustomRuntimeValues
+	Parameters           []Parameter
+	PerReleaseChannel    []ReleaseChannelOverride
 }
 
 // CustomRuntimeValues is `service.customRuntime`.
@@ -287,7 +302,8 @@ type CustomRuntimeValues struct {
 
 // ReleaseChannelOverride replaces parameter values in one channel.
 type ReleaseChannelOverride struct {
-	Pos            Pos
-	ReleaseChannel string
-	CustomRuntime  CustomRuntimeValues
+	Pos               Pos
+	ReleaseChannel    string
+	ReleaseChannelPos Pos
+	CustomRuntime     CustomRuntimeValues
 }

@@ -1,0 +1,71 @@
+// Command bot is pvnbot: a GitOps bot that keeps custom runtimes converged
+// from a Git repository of *.pvn.yaml files.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// command runs one subcommand with its arguments (the subcommand's name
+// excluded) and returns the process exit code.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+// commands are the subcommands of bot. Each lives in its own file,
+// cmd/bot/<name>.go; adding one is one line here.
+var commands = map[string]command{
+	"validate": {"check *.pvn.yaml configs and print every problem", runValidate},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a subcommand: exit 2 on a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "bot: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	names := make([]string, 0, len(commands))
+	width := 0
+	for name := range commands {
+		names = append(names, name)
+		width = max(width, len(name))
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("usage: bot <command> [flags] [args]\n\ncommands:\n")
+	for _, name := range names {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, name, commands[name].summary)
+	}
+	b.WriteString("\nRun bot <command> -h for a command's flags.\n")
+	io.WriteString(w, b.String())
+}

@@ -65,7 +65,7 @@ func decode(t *testing.T, stdout []byte) wrapper.Output {
 	t.Helper()
 	require.Equal(t, 1, bytes.Count(stdout, []byte("\n")), "one line: %q", stdout)
 	require.True(t, bytes.HasSuffix(stdout, []byte("\n")))
-	var raw map[string]any
+	var raw map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(stdout, &raw))
 	for _, key := range []string{"version", "exitCode", "execError", "stdout", "stderr", "startTimestampNs", "durationNs"} {
 		assert.Contains(t, raw, key)

@@ -44,10 +44,10 @@ func (o Output) MarshalLine() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// wireOutput tells a missing field from a zero one.
+// wireOutput tells a missing exit code from a zero one.
 type wireOutput struct {
-	Version  string `json:"version"`
-	ExitCode *int   `json:"exitCode"`
+	Output
+	ExitCode *int `json:"exitCode"`
 }
 
 // Parse finds the wrapper's line in a pod log: the last line that decodes as
@@ -62,15 +62,12 @@ func Parse(log []byte) (out Output, ok bool) {
 		if len(line) == 0 || line[0] != '{' {
 			continue
 		}
-		var head wireOutput
-		if json.Unmarshal(line, &head) != nil || head.Version == "" || head.ExitCode == nil {
+		var w wireOutput
+		if json.Unmarshal(line, &w) != nil || w.Version == "" || w.ExitCode == nil {
 			continue
 		}
-		var o Output
-		if json.Unmarshal(line, &o) != nil {
-			continue
-		}
-		return o, true
+		w.Output.ExitCode = *w.ExitCode
+		return w.Output, true
 	}
 	return Output{}, false
 }

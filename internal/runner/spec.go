@@ -82,7 +82,9 @@ type Result struct {
 	// backend).
 	Stdout []byte
 	Stderr []byte
-	// ExecError says why the program could not start (ExitCode is then -1).
+	// ExecError explains an unusual end: the program could not start
+	// (ExitCode is then -1), was killed by a signal (ExitCode 128+N), or was
+	// interrupted or timed out.
 	ExecError string
 	Started   time.Time
 	Finished  time.Time

@@ -264,7 +264,7 @@ func connectionNames(ch *config.ReleaseChannel) string {
 }
 
 // baseEnv is the PVN_* environment shared by a target's jobs, PVN_ACTION
-// aside.
+// aside, sorted by name.
 func baseEnv(t Target, ps *params) []runner.EnvVar {
 	env := []runner.EnvVar{
 		{Name: "PVN_SERVICE", Value: t.Service},
@@ -277,6 +277,7 @@ func baseEnv(t Target, ps *params) []runner.EnvVar {
 	for _, p := range ps.list {
 		env = append(env, runner.EnvVar{Name: ParamEnvName(p.name), Value: p.value, Sensitive: p.secret})
 	}
+	slices.SortFunc(env, func(a, b runner.EnvVar) int { return strings.Compare(a.Name, b.Name) })
 	return env
 }
 

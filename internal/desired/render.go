@@ -202,7 +202,7 @@ func (r *renderer) image(action string, p *config.Program) string {
 func (r *renderer) job(action runner.Action, j config.Job, base []runner.EnvVar) runner.Spec {
 	prefix := string(action)
 	var s runner.Spec
-	env := make([]runner.EnvVar, 0, len(j.Env)+len(base)+4)
+	var env []runner.EnvVar
 	if tc := j.TaskConfig; tc != nil {
 		p := &tc.Program
 		s.Entrypoint = r.list(prefix+".entrypoint", p.Entrypoint)
@@ -220,13 +220,21 @@ func (r *renderer) job(action runner.Action, j config.Job, base []runner.EnvVar)
 		}
 	}
 	env = r.env(env, prefix+".env", j.Env)
-	env = append(env, base...)
-	env = append(env, runner.EnvVar{Name: "PVN_ACTION", Value: prefix})
-	sortEnv(env)
-	s.Env = env
+	s.Env = mergeEnv(env, runner.EnvVar{Name: "PVN_ACTION", Value: prefix}, base)
 	return s
 }
 
-func sortEnv(env []runner.EnvVar) {
-	slices.SortFunc(env, func(a, b runner.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+// mergeEnv sorts the user's variables and merges them with PVN_ACTION and
+// base, the rest of the PVN_* ones, already sorted. PVN_ACTION sorts first
+// among them and the user's never start with PVN_.
+func mergeEnv(user []runner.EnvVar, action runner.EnvVar, base []runner.EnvVar) []runner.EnvVar {
+	slices.SortFunc(user, func(a, b runner.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	i, _ := slices.BinarySearchFunc(user, reservedEnvPrefix, func(e runner.EnvVar, prefix string) int {
+		return strings.Compare(e.Name, prefix)
+	})
+	out := make([]runner.EnvVar, 0, len(user)+1+len(base))
+	out = append(out, user[:i]...)
+	out = append(out, action)
+	out = append(out, base...)
+	return append(out, user[i:]...)
 }

@@ -104,8 +104,9 @@ type TargetState struct {
 	// convergence grace period is measured from it. Zero once converged,
 	// after a failed apply, or for a new desired state.
 	ApplyStartedAt time.Time
-	// AppliedDigest is the digest whose apply last succeeded: a desired
-	// state is never applied twice once its success is recorded.
+	// AppliedDigest is the digest whose apply succeeded, cleared when
+	// another apply starts: a desired state is never applied twice once its
+	// success is recorded.
 	AppliedDigest string
 	// LastAppliedID is the applyId of the last successful apply.
 	LastAppliedID string

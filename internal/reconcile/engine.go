@@ -1,0 +1,389 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pvnbot/pvnbot/internal/clock"
+	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/runner"
+	"github.com/pvnbot/pvnbot/internal/store"
+)
+
+// errorRetry is how long a target waits after the store failed it.
+const errorRetry = 10 * time.Second
+
+// Options wires an Engine.
+type Options struct {
+	Runner   Runner
+	Store    Store
+	Reporter Reporter    // optional
+	Clock    clock.Clock // default: the wall clock
+	Logger   *slog.Logger
+	// MaxParallelJobs bounds the jobs Run keeps in flight; default 16.
+	MaxParallelJobs int
+	// NewRunID makes job run IDs; default: 20 random hex digits.
+	NewRunID func() string
+}
+
+// Engine converges every target of the desired set. Its methods are safe for
+// concurrent use, except that Run and Settle must not run at the same time.
+type Engine struct {
+	runner   Runner
+	store    Store
+	reporter Reporter
+	clock    clock.Clock
+	log      *slog.Logger
+	maxJobs  int
+	newRunID func() string
+
+	mu        sync.Mutex
+	targets   map[desired.Key]*target
+	byService map[[2]string][]*target
+	queues    map[string]*runtimeQueue
+	sched     schedule
+	seq       int64            // last ingest sequence
+	commitSeq map[string]int64 // ingest sequence by commit
+	queueSeq  int64
+	running   int // jobs in flight under Run
+	outbox    []store.TargetState
+
+	flushMu sync.Mutex
+	wake    chan struct{}
+}
+
+type target struct {
+	st  store.TargetState
+	job *job // in flight
+
+	heapIndex int
+	due       time.Time
+	dueSeq    int64
+
+	queued    bool // in its runtime's concurrency queue
+	holdsSlot bool // an apply to resume after a restart already holds a slot
+	reported  visible
+}
+
+// visible is what a Reporter is told about when it changes.
+type visible struct {
+	status     Status
+	message    string
+	digest     string
+	lastApply  string
+	applyEnded time.Time
+	fetchExit  int
+	infoAt     time.Time
+}
+
+func visibleOf(st store.TargetState) visible {
+	return visible{
+		status: st.Status, message: st.Message, digest: st.Target.Digest,
+		lastApply: st.LastApply.RunID, applyEnded: st.LastApply.Finished,
+		fetchExit: st.LastFetch.ExitCode, infoAt: st.InfoAt,
+	}
+}
+
+// New returns an Engine resuming from the targets saved in opts.Store.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Runner == nil || opts.Store == nil {
+		return nil, errors.New("reconcile: Runner and Store are required")
+	}
+	e := &Engine{
+		runner: opts.Runner, store: opts.Store, reporter: opts.Reporter,
+		clock: opts.Clock, log: opts.Logger, maxJobs: opts.MaxParallelJobs, newRunID: opts.NewRunID,
+		targets: map[desired.Key]*target{}, byService: map[[2]string][]*target{},
+		queues: map[string]*runtimeQueue{}, commitSeq: map[string]int64{},
+		wake: make(chan struct{}, 1),
+	}
+	if e.clock == nil {
+		e.clock = clock.Real{}
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.maxJobs <= 0 {
+		e.maxJobs = 16
+	}
+	if e.newRunID == nil {
+		e.newRunID = randomID
+	}
+	if err := e.load(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func randomID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// load rebuilds the engine from the store, resolving what a restart
+// interrupted: applies in flight are resumed by the next step.
+func (e *Engine) load(ctx context.Context) error {
+	states, err := e.store.LoadTargets(ctx)
+	if err != nil {
+		return fmt.Errorf("load target states: %w", err)
+	}
+	sort.Slice(states, func(i, j int) bool { return states[i].Key().String() < states[j].Key().String() })
+	now := e.clock.Now()
+	var waiting []*target
+	for _, st := range states {
+		t := &target{st: st, heapIndex: -1, reported: visibleOf(st)}
+		e.add(t)
+		e.seq = max(e.seq, st.LatestSeq)
+		e.queueSeq = max(e.queueSeq, st.QueueSeq)
+		if seq, ok := e.commitSeq[st.Target.Commit]; !ok || st.DesiredSeq < seq {
+			e.commitSeq[st.Target.Commit] = st.DesiredSeq
+		}
+		if st.Status == store.StatusDeleted {
+			continue
+		}
+		if st.Running.RunID != "" && (st.Status != store.StatusApplying || st.Running.Digest != st.Target.Digest) {
+			e.lostRun(ctx, t, "result not recorded (bot restarted) and the desired state changed since")
+			t.st.Running = store.RunRef{}
+		}
+		switch {
+		case st.Status == store.StatusApplying:
+			if st.Target.Fetch == nil && st.Running.RunID != "" {
+				e.queue(st.Target.Runtime).active++
+				t.holdsSlot = true
+			}
+			t.st.NextDue = now
+		case st.Status.IsWaiting():
+			t.st.NextDue = now
+			if st.Status == store.StatusWaitingConcurrency {
+				waiting = append(waiting, t)
+			}
+		}
+		e.reschedule(t)
+	}
+	sort.SliceStable(waiting, func(i, j int) bool { return waiting[i].st.QueueSeq < waiting[j].st.QueueSeq })
+	for _, t := range waiting {
+		q := e.queue(t.st.Target.Runtime)
+		q.waiting = append(q.waiting, t)
+		t.queued = true
+	}
+	return nil
+}
+
+func (e *Engine) add(t *target) {
+	e.targets[t.st.Key()] = t
+	sk := [2]string{t.st.Target.Application, t.st.Target.Service}
+	e.byService[sk] = append(e.byService[sk], t)
+}
+
+// SetDesired takes the full desired set at commit: new targets start,
+// changed ones replace their old desired state (a running job is let
+// finish), unchanged ones are left alone and targets missing from the set
+// become DELETED.
+func (e *Engine) SetDesired(ctx context.Context, commit string, targets []desired.Target) error {
+	seen := make(map[desired.Key]bool, len(targets))
+	for _, tg := range targets {
+		if seen[tg.Key] {
+			return fmt.Errorf("set desired state at %s: target %s appears twice", commit, tg.Key)
+		}
+		seen[tg.Key] = true
+	}
+	defer e.flush(ctx)
+	defer e.poke()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seq, ok := e.commitSeq[commit]
+	if !ok {
+		e.seq++
+		seq = e.seq
+		e.commitSeq[commit] = seq
+	}
+	now := e.clock.Now()
+	var errs []error
+	for _, tg := range targets {
+		if err := e.setTarget(ctx, tg, seq, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	keys := make([]desired.Key, 0, len(e.targets))
+	for key := range e.targets {
+		keys = append(keys, key)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	for _, key := range keys {
+		t := e.targets[key]
+		if seen[key] || t.st.Status == store.StatusDeleted {
+			continue
+		}
+		e.dequeue(t)
+		e.setStatus(t, store.StatusDeleted, fmt.Sprintf("service removed at commit %s", short(commit)), now)
+		t.st.NextDue, t.st.NextInfoDue = time.Time{}, time.Time{}
+		e.reschedule(t)
+		if err := e.save(ctx, t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) setTarget(ctx context.Context, tg desired.Target, seq int64, now time.Time) error {
+	t := e.targets[tg.Key]
+	switch {
+	case t == nil:
+		t = &target{heapIndex: -1, st: store.TargetState{Target: tg}}
+		e.add(t)
+	case t.st.Status != store.StatusDeleted && t.st.Target.Digest == tg.Digest:
+		if seq <= t.st.LatestSeq {
+			return nil
+		}
+		t.st.LatestSeq = seq
+		e.wakeDownstream(t, now)
+		return e.save(ctx, t)
+	default:
+		if t.st.Status != store.StatusDeleted {
+			t.st.Replaced = store.ReplacedState{Commit: t.st.Target.Commit, Digest: t.st.Target.Digest, Status: t.st.Status, At: now}
+		}
+		e.dequeue(t)
+		t.st.Target = tg
+	}
+	t.st.DesiredSeq, t.st.LatestSeq = seq, seq
+	t.st.ApplyStartedAt = time.Time{}
+	t.st.Attempts, t.st.FetchFailures, t.st.QueueSeq = 0, 0, 0
+	msg := ""
+	if t.st.Replaced.Digest != "" && t.st.Replaced.At.Equal(now) {
+		msg = fmt.Sprintf("replaces the desired state of commit %s (%s)", short(t.st.Replaced.Commit), t.st.Replaced.Status)
+	}
+	if t.job != nil {
+		msg += fmt.Sprintf("; waiting for the running %s to finish", t.job.run.Action)
+	}
+	e.setStatus(t, store.StatusPending, msg, now)
+	t.st.NextDue = now
+	t.st.NextInfoDue = time.Time{}
+	if tg.GetInfo != nil {
+		t.st.NextInfoDue = now
+	}
+	e.reschedule(t)
+	return e.save(ctx, t)
+}
+
+func (e *Engine) setStatus(t *target, s Status, msg string, now time.Time) {
+	if t.st.Status != s || t.st.Message != msg {
+		t.st.UpdatedAt = now
+	}
+	t.st.Status, t.st.Message = s, msg
+}
+
+// save makes t's state durable, then queues a report if it visibly changed.
+func (e *Engine) save(ctx context.Context, t *target) error {
+	if err := e.store.SaveTarget(ctx, t.st); err != nil {
+		return fmt.Errorf("save target %s: %w", t.st.Key(), err)
+	}
+	if v := visibleOf(t.st); v != t.reported {
+		t.reported = v
+		e.outbox = append(e.outbox, t.st)
+	}
+	return nil
+}
+
+// flush tells the Reporter of the changes saved so far, in order.
+func (e *Engine) flush(ctx context.Context) {
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
+	e.mu.Lock()
+	out := e.outbox
+	e.outbox = nil
+	e.mu.Unlock()
+	if e.reporter == nil {
+		return
+	}
+	for _, st := range out {
+		e.reporter.TargetChanged(ctx, st)
+	}
+}
+
+// poke wakes Run to look at the schedule again.
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wakeNow makes a waiting target's step due now.
+func (e *Engine) wakeNow(t *target, now time.Time) {
+	if t.st.Status == store.StatusDeleted || t.job != nil {
+		return
+	}
+	if t.st.NextDue.IsZero() || t.st.NextDue.After(now) {
+		t.st.NextDue = now
+	}
+	e.reschedule(t)
+}
+
+// wakeDownstream wakes the targets of the same service waiting on a
+// releaseChannelStable precondition.
+func (e *Engine) wakeDownstream(t *target, now time.Time) {
+	for _, o := range e.byService[[2]string{t.st.Target.Application, t.st.Target.Service}] {
+		if o != t && o.st.Status == store.StatusWaitingPreconditions {
+			e.wakeNow(o, now)
+		}
+	}
+}
+
+// Snapshot returns every target's state, sorted by key.
+func (e *Engine) Snapshot() []store.TargetState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]store.TargetState, 0, len(e.targets))
+	for _, t := range e.targets {
+		out = append(out, t.st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key().String() < out[j].Key().String() })
+	return out
+}
+
+// Target returns one target's state.
+func (e *Engine) Target(key desired.Key) (store.TargetState, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.targets[key]
+	if !ok {
+		return store.TargetState{}, false
+	}
+	return t.st, true
+}
+
+// lostRun records that a job run's result is lost.
+func (e *Engine) lostRun(ctx context.Context, t *target, note string) {
+	r := t.st.Running
+	run := store.JobRun{
+		ID: r.RunID, Key: t.st.Key(), Action: r.Action, Commit: t.st.Target.Commit,
+		Digest: r.Digest, Started: r.Started, ExitCode: -1, Note: note,
+	}
+	if err := e.store.FinishRun(ctx, run); err != nil {
+		e.log.ErrorContext(ctx, "record lost job run", "target", t.st.Key().String(), "run", r.RunID, "err", err)
+	}
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+func specFor(tg desired.Target, a runner.Action) runner.Spec {
+	switch a {
+	case runner.ActionFetch:
+		return *tg.Fetch
+	case runner.ActionGetInfo:
+		return *tg.GetInfo
+	}
+	return tg.Apply
+}

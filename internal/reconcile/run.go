@@ -1,0 +1,190 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pvnbot/pvnbot/internal/clock"
+	"github.com/pvnbot/pvnbot/internal/desired"
+)
+
+// Result says when a target needs its next step.
+type Result struct {
+	// Requeue is true when a step is scheduled, RequeueAfter from now.
+	// False: the target waits for an event (approval, upstream channel,
+	// free slot, new desired state) or has nothing left to do.
+	Requeue      bool
+	RequeueAfter time.Duration
+}
+
+// TerminalError is an error that retrying the step cannot fix.
+type TerminalError struct{ Err error }
+
+func (e *TerminalError) Error() string { return e.Err.Error() }
+func (e *TerminalError) Unwrap() error { return e.Err }
+
+// IsTerminal reports whether err is a TerminalError.
+func IsTerminal(err error) bool {
+	var te *TerminalError
+	return errors.As(err, &te)
+}
+
+// Step takes the due step of one target, running its job (and any job it
+// leads to, such as an apply after fetch found drift) to the end in the
+// caller's goroutine. Errors from the store are transient: the step is
+// retried later. An unknown target is a TerminalError.
+func (e *Engine) Step(ctx context.Context, key desired.Key) (Result, error) {
+	e.mu.Lock()
+	t, ok := e.targets[key]
+	if !ok {
+		e.mu.Unlock()
+		return Result{}, &TerminalError{Err: fmt.Errorf("step %s: unknown target", key)}
+	}
+	now := e.clock.Now()
+	var err error
+	if t.job == nil && !dueOf(t).IsZero() && !dueOf(t).After(now) {
+		err = e.runStep(ctx, t, now)
+	} else {
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	due := dueOf(t)
+	if due.IsZero() {
+		return Result{}, err
+	}
+	return Result{Requeue: true, RequeueAfter: max(due.Sub(e.clock.Now()), 0)}, err
+}
+
+// runStep decides t's step and runs the jobs it leads to, synchronously.
+// Called with e.mu held; returns with it released.
+func (e *Engine) runStep(ctx context.Context, t *target, now time.Time) error {
+	j, err := e.decide(ctx, t, now)
+	e.failed(t, err, now)
+	e.mu.Unlock()
+	e.flush(ctx)
+	for j != nil {
+		res, rerr := e.runner.Run(ctx, j.spec)
+		e.mu.Lock()
+		var ferr error
+		j, ferr = e.finish(ctx, j, res, rerr)
+		e.failed(t, ferr, e.clock.Now())
+		e.mu.Unlock()
+		e.flush(ctx)
+		err = errors.Join(err, ferr)
+	}
+	return err
+}
+
+// failed retries t later after a store error.
+func (e *Engine) failed(t *target, err error, now time.Time) {
+	if err == nil {
+		return
+	}
+	e.log.Error("reconcile step", "target", t.st.Key().String(), "err", err)
+	if t.job == nil && t.st.NextDue.IsZero() {
+		t.st.NextDue = now.Add(errorRetry)
+		e.reschedule(t)
+	}
+}
+
+// Settle takes every step due at the clock's current time, running jobs one
+// at a time in the caller's goroutine, until nothing is due. With a fake
+// clock it makes the engine deterministic: advance the clock, then Settle.
+// It must not be used while Run runs.
+func (e *Engine) Settle(ctx context.Context) error {
+	var errs []error
+	for ctx.Err() == nil {
+		e.mu.Lock()
+		now := e.clock.Now()
+		t := e.popDue(now)
+		if t == nil {
+			e.mu.Unlock()
+			break
+		}
+		if err := e.runStep(ctx, t, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.flush(ctx)
+	return errors.Join(errs...)
+}
+
+// Run drives every target until ctx is cancelled, with at most
+// MaxParallelJobs jobs at once, each in its own goroutine. On return no job
+// of the engine runs any more; an apply cut short by the cancellation stays
+// recorded as started, and the next engine resolves it.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	var timer clock.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		wg.Wait()
+		e.flush(context.WithoutCancel(ctx))
+	}()
+	for {
+		e.mu.Lock()
+		now := e.clock.Now()
+		for e.running < e.maxJobs {
+			t := e.popDue(now)
+			if t == nil {
+				break
+			}
+			j, err := e.decide(ctx, t, now)
+			e.failed(t, err, now)
+			if j != nil {
+				e.running++
+				wg.Add(1)
+				go e.runAsync(ctx, j, &wg)
+			}
+		}
+		next := e.nextDue()
+		full := e.running >= e.maxJobs
+		e.mu.Unlock()
+		e.flush(ctx)
+
+		if timer != nil {
+			timer.Stop()
+			timer = nil
+		}
+		if !next.IsZero() && !full {
+			timer = e.clock.AfterFunc(next.Sub(now), e.poke)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		}
+	}
+}
+
+// runAsync runs j and the jobs it leads to.
+func (e *Engine) runAsync(ctx context.Context, j *job, wg *sync.WaitGroup) {
+	defer wg.Done()
+	defer e.poke()
+	for j != nil {
+		res, rerr := e.runner.Run(ctx, j.spec)
+		e.mu.Lock()
+		if ctx.Err() != nil {
+			// Shutting down: the result is not trusted; a restart resolves it.
+			j.target.job = nil
+			e.running--
+			e.mu.Unlock()
+			return
+		}
+		t := j.target
+		var err error
+		j, err = e.finish(ctx, j, res, rerr)
+		e.failed(t, err, e.clock.Now())
+		if j == nil {
+			e.running--
+		}
+		e.mu.Unlock()
+		e.flush(ctx)
+	}
+}

@@ -1,0 +1,348 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pvnbot/pvnbot/internal/runner"
+	"github.com/pvnbot/pvnbot/internal/store"
+)
+
+// job is a run handed to the Runner.
+type job struct {
+	target  *target
+	run     store.JobRun
+	spec    runner.Spec
+	applyID string
+	runtime string
+}
+
+// decide takes the step of t that is due at now. It changes and saves t's
+// state, and returns the job to run, if any. Called with e.mu held.
+func (e *Engine) decide(ctx context.Context, t *target, now time.Time) (*job, error) {
+	st := &t.st
+	if st.Status == store.StatusDeleted || t.job != nil {
+		return nil, nil
+	}
+	if st.NextDue.IsZero() || st.NextDue.After(now) {
+		if st.Target.GetInfo != nil && !st.NextInfoDue.IsZero() && !st.NextInfoDue.After(now) {
+			return e.start(ctx, t, runner.ActionGetInfo, now)
+		}
+		e.reschedule(t)
+		return nil, nil
+	}
+	st.NextDue = time.Time{}
+	hasFetch := st.Target.Fetch != nil
+	switch st.Status {
+	case store.StatusApplying:
+		return e.resumeApply(ctx, t, now)
+	case store.StatusPending:
+		switch {
+		case hasFetch:
+			e.setStatus(t, store.StatusFetching, "", now)
+			return e.start(ctx, t, runner.ActionFetch, now)
+		case st.AppliedDigest == st.Target.Digest:
+			return nil, e.converged(ctx, t, "this desired state was applied already", now)
+		case st.Target.ApplyID != "" && st.Target.ApplyID == st.LastAppliedID:
+			return nil, e.converged(ctx, t, fmt.Sprintf("applyId %q is the last applied: apply not needed", st.Target.ApplyID), now)
+		}
+		return e.gate(ctx, t, "new desired state", now)
+	case store.StatusConverged:
+		if hasFetch {
+			return e.start(ctx, t, runner.ActionFetch, now)
+		}
+		return nil, e.save(ctx, t)
+	case store.StatusFetching, store.StatusConverging, store.StatusFailed:
+		if hasFetch {
+			return e.start(ctx, t, runner.ActionFetch, now)
+		}
+		if st.Status == store.StatusFailed && exhausted(st) {
+			return nil, e.save(ctx, t)
+		}
+		return e.gate(ctx, t, "apply again", now)
+	}
+	return e.gate(ctx, t, "", now)
+}
+
+func exhausted(st *store.TargetState) bool {
+	maxAttempts := st.Target.Policy.Retry.MaxAttempts
+	return maxAttempts > 0 && st.Attempts >= maxAttempts
+}
+
+// converged marks t CONVERGED and schedules its steady-state fetch.
+func (e *Engine) converged(ctx context.Context, t *target, msg string, now time.Time) error {
+	st := &t.st
+	st.FetchFailures, st.Attempts = 0, 0
+	st.ApplyStartedAt = time.Time{}
+	st.NextDue = time.Time{}
+	if st.Target.Fetch != nil {
+		st.NextDue = now.Add(steadyInterval(st.Target.Policy))
+	}
+	e.setStatus(t, store.StatusConverged, msg, now)
+	e.dequeue(t)
+	e.wakeDownstream(t, now)
+	e.reschedule(t)
+	return e.save(ctx, t)
+}
+
+// gate lets an apply start when the preconditions, approvals and the
+// runtime's concurrency allow it; otherwise t waits in the matching status.
+// why says what led to the apply; it becomes the run's note.
+func (e *Engine) gate(ctx context.Context, t *target, why string, now time.Time) (*job, error) {
+	wait := func(s Status, msg string) (*job, error) {
+		if s != store.StatusWaitingConcurrency {
+			e.dequeue(t)
+		}
+		e.setStatus(t, s, msg, now)
+		t.st.NextDue = time.Time{}
+		e.reschedule(t)
+		return nil, e.save(ctx, t)
+	}
+	if reason := e.upstreamReason(t); reason != "" {
+		return wait(store.StatusWaitingPreconditions, reason)
+	}
+	approvers, reason, err := e.approvers(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return wait(store.StatusWaitingManualApproval, reason)
+	}
+	if !e.acquire(t, now) {
+		return wait(store.StatusWaitingConcurrency, fmt.Sprintf("waiting for an apply slot of runtime %s (maxConcurrency %d), position %d",
+			t.st.Target.Runtime, t.st.Target.Policy.MaxConcurrency, e.position(t)))
+	}
+	j, err := e.startApply(ctx, t, approvers, why, "", now)
+	if err != nil {
+		e.release(t.st.Target.Runtime, now)
+	}
+	return j, err
+}
+
+// startApply records the apply run and the target as APPLYING, both durable
+// before the job starts. runID is reused when resuming after a restart.
+func (e *Engine) startApply(ctx context.Context, t *target, approvers []string, note, runID string, now time.Time) (*job, error) {
+	st := &t.st
+	if runID == "" {
+		runID = e.newRunID()
+	}
+	j := e.newJob(t, runner.ActionApply, runID, now)
+	j.run.ApprovedBy, j.run.Note = approvers, note
+	if err := e.store.StartRun(ctx, j.run); err != nil {
+		return nil, fmt.Errorf("record apply of %s: %w", st.Key(), err)
+	}
+	if needsApproval, _, every := approvalRule(st.Target); needsApproval && every {
+		if err := e.store.ConsumeApprovals(ctx, st.Key(), st.Target.Digest, runID); err != nil {
+			return nil, fmt.Errorf("consume approvals of %s: %w", st.Key(), err)
+		}
+	}
+	st.Running = store.RunRef{RunID: runID, Action: runner.ActionApply, Digest: st.Target.Digest, Started: now}
+	st.ApplyStartedAt = now
+	st.AppliedDigest = "" // what is out there is no longer known to be any desired state
+	st.QueueSeq = 0
+	e.setStatus(t, store.StatusApplying, note, now)
+	t.job = j
+	e.reschedule(t)
+	if err := e.save(ctx, t); err != nil {
+		t.job = nil
+		return nil, err
+	}
+	return j, nil
+}
+
+// resumeApply resolves an apply a restart found recorded as started but
+// not finished: fetch decides when there is one; otherwise the apply runs
+// again under the same run ID (a backend may find the job still running).
+func (e *Engine) resumeApply(ctx context.Context, t *target, now time.Time) (*job, error) {
+	st := &t.st
+	if st.Running.RunID == "" {
+		return e.gate(ctx, t, "apply again", now)
+	}
+	if st.Target.Fetch != nil {
+		e.lostRun(ctx, t, "result not recorded (bot restarted): fetch decides")
+		st.Running = store.RunRef{}
+		e.setStatus(t, store.StatusConverging, "restarted during apply: fetch decides", now)
+		return e.start(ctx, t, runner.ActionFetch, now)
+	}
+	if !t.holdsSlot {
+		e.queue(st.Target.Runtime).active++
+	}
+	t.holdsSlot = false
+	j, err := e.startApply(ctx, t, nil, "re-run: previous apply's result was not recorded", st.Running.RunID, now)
+	if err != nil {
+		e.release(st.Target.Runtime, now)
+	}
+	return j, err
+}
+
+// start records a fetch or getInfo run and returns its job.
+func (e *Engine) start(ctx context.Context, t *target, a runner.Action, now time.Time) (*job, error) {
+	j := e.newJob(t, a, e.newRunID(), now)
+	if err := e.store.StartRun(ctx, j.run); err != nil {
+		return nil, fmt.Errorf("record %s of %s: %w", a, t.st.Key(), err)
+	}
+	if visibleOf(t.st) != t.reported {
+		if err := e.save(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	t.job = j
+	e.reschedule(t)
+	return j, nil
+}
+
+func (e *Engine) newJob(t *target, a runner.Action, runID string, now time.Time) *job {
+	tg := t.st.Target
+	spec := specFor(tg, a)
+	spec.RunID = runID
+	return &job{
+		target: t, spec: spec, applyID: tg.ApplyID, runtime: tg.Runtime,
+		run: store.JobRun{
+			ID: runID, Key: tg.Key, Action: a, Commit: tg.Commit, Digest: tg.Digest,
+			DesiredVersion: tg.DesiredVersion, Started: now,
+		},
+	}
+}
+
+// finish takes the result of j: the target's state first, then the run's
+// record. It returns a follow-up job (an apply after fetch found drift).
+// Called with e.mu held.
+func (e *Engine) finish(ctx context.Context, j *job, res runner.Result, runErr error) (*job, error) {
+	t := j.target
+	st := &t.st
+	now := e.clock.Now()
+	t.job = nil
+	out := store.Outcome{RunID: j.run.ID, Commit: j.run.Commit, Started: j.run.Started, Finished: now, ExitCode: res.ExitCode}
+	switch {
+	case runErr != nil:
+		out.ExitCode, out.Error = -1, runErr.Error()
+	case res.ExecError != "":
+		out.Error = res.ExecError
+	}
+	ran := out.Error == ""
+	j.run.Finished, j.run.ExitCode, j.run.Error = now, out.ExitCode, out.Error
+	j.run.OutputTail = tail(res.Stdout, res.Stderr)
+
+	current := st.Status != store.StatusDeleted && st.Target.Digest == j.run.Digest
+	if !current {
+		j.run.Note = joinNote(j.run.Note, fmt.Sprintf("desired state %s while running", map[bool]string{true: "deleted", false: "replaced"}[st.Status == store.StatusDeleted]))
+	}
+	var next *job
+	var err error
+	switch j.run.Action {
+	case runner.ActionApply:
+		e.release(j.runtime, now)
+		st.Running = store.RunRef{}
+		st.LastApply = out
+		ok := ran && out.ExitCode == 0
+		if ok {
+			st.LastAppliedID = j.applyID
+		}
+		if st.Target.GetInfo != nil && st.Status != store.StatusDeleted {
+			st.NextInfoDue = now
+		}
+		if current {
+			e.applied(t, j, ok, ran, now)
+		}
+	case runner.ActionFetch:
+		st.LastFetch = out
+		if current {
+			next, err = e.fetched(ctx, t, res, out, now)
+		}
+	case runner.ActionGetInfo:
+		st.LastGetInfo = out
+		if outputs, perr := parseInfo(res.Stdout); ran && out.ExitCode == 0 && perr == nil {
+			st.Info, st.InfoAt = outputs, now
+		} else if ran && out.ExitCode == 0 {
+			j.run.Error = perr.Error()
+			st.LastGetInfo.Error = perr.Error()
+		}
+		if st.Status != store.StatusDeleted {
+			st.NextInfoDue = now.Add(infoInterval(st.Target.Policy))
+		}
+	}
+	e.reschedule(t)
+	if serr := e.save(ctx, t); serr != nil && err == nil {
+		err = serr
+	}
+	if ferr := e.store.FinishRun(ctx, j.run); ferr != nil && err == nil {
+		err = fmt.Errorf("record end of run %s: %w", j.run.ID, ferr)
+	}
+	return next, err
+}
+
+// applied moves t on after its apply ended (SPEC §3.5).
+func (e *Engine) applied(t *target, j *job, ok, ran bool, now time.Time) {
+	st := &t.st
+	p := st.Target.Policy
+	hasFetch := st.Target.Fetch != nil
+	retryable := ran && slices.Contains(p.RetryableExitCodes, st.LastApply.ExitCode)
+	switch {
+	case ok:
+		st.Attempts = 0
+		st.AppliedDigest = st.Target.Digest
+		if !hasFetch {
+			st.ApplyStartedAt = time.Time{}
+			e.setStatus(t, store.StatusConverged, "", now)
+			e.wakeDownstream(t, now)
+			return
+		}
+		e.setStatus(t, store.StatusConverging, "applied: waiting for fetch to report no drift", now)
+		st.NextDue = now.Add(pollInterval(p))
+	case retryable:
+		e.setStatus(t, store.StatusConverging, fmt.Sprintf("apply exited %d: trying again", st.LastApply.ExitCode), now)
+		st.NextDue = now.Add(pollInterval(p))
+	default:
+		st.Attempts++
+		st.ApplyStartedAt = time.Time{}
+		msg := "apply failed: " + describe(st.LastApply, j.run.OutputTail)
+		if exhausted(st) {
+			msg += fmt.Sprintf("; gave up after %d attempts", st.Attempts)
+			st.NextDue = time.Time{}
+		} else {
+			st.NextDue = now.Add(backoff(st.Key().String(), retryBase(p), retryMax(p), st.Attempts))
+		}
+		e.setStatus(t, store.StatusFailed, msg, now)
+	}
+}
+
+// fetched moves t on after fetch ended (SPEC §3.1, §3.5–§3.7).
+func (e *Engine) fetched(ctx context.Context, t *target, res runner.Result, out store.Outcome, now time.Time) (*job, error) {
+	st := &t.st
+	p := st.Target.Policy
+	v, msg := fetchVerdict(p.FetchMode, st.Target.DesiredVersion, res, out)
+	switch v {
+	case verdictError:
+		st.FetchFailures++
+		st.NextDue = now.Add(backoff(st.Key().String(), pollInterval(p), retryMax(p), st.FetchFailures))
+		e.setStatus(t, store.StatusFailed, "fetch failed: "+msg, now)
+		return nil, nil
+	case verdictConverged:
+		return nil, e.converged(ctx, t, "", now)
+	}
+	st.FetchFailures = 0
+	why := "fetch reports drift"
+	if msg != "" {
+		why += ": " + msg
+	}
+	if !st.ApplyStartedAt.IsZero() {
+		grace := graceperiod(p)
+		if now.Sub(st.ApplyStartedAt) < grace {
+			e.setStatus(t, store.StatusConverging, fmt.Sprintf("applied: fetch still reports drift (grace period until %s)",
+				st.ApplyStartedAt.Add(grace).UTC().Format(time.RFC3339)), now)
+			st.NextDue = now.Add(pollInterval(p))
+			return nil, nil
+		}
+		why = fmt.Sprintf("convergence grace period of %s exceeded: apply again", grace)
+	}
+	return e.gate(ctx, t, why, now)
+}
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}

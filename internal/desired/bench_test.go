@@ -2,6 +2,8 @@ package desired
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -46,5 +48,117 @@ func BenchmarkBuild1000(b *testing.B) {
 		if _, err := Build(set, commitA, Options{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// writeBenchTree writes 1,000 config files under dir: 5 runtimes, 10
+// applications of two channels, 985 services (1,970 targets).
+func writeBenchTree(b *testing.B, dir string) {
+	write := func(name, body string) {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(b, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(b, os.WriteFile(path, []byte(body), 0o644))
+	}
+	for r := range 5 {
+		write(fmt.Sprintf("runtimes/rt-%d.pvn.yaml", r), fmt.Sprintf(benchRuntime, r))
+	}
+	for a := range 10 {
+		write(fmt.Sprintf("apps/app-%d.pvn.yaml", a), fmt.Sprintf(benchApp, a, a%5, a%5))
+	}
+	for s := range 985 {
+		write(fmt.Sprintf("services/app-%d/svc-%04d.pvn.yaml", s%10, s), fmt.Sprintf(benchService, s, s%10, s))
+	}
+}
+
+const benchRuntime = `runtime:
+  name: rt-%d
+  custom:
+    proxyRuntime:
+      runtime: local
+    apply:
+      taskConfig:
+        program:
+          entrypoint: [sh]
+          cmd: [apply.sh, "--id={{.Params.changeId}}", "--replicas={{.Params.replicas}}"]
+          env:
+            REPLICAS:
+              value: "{{.Params.replicas}}"
+      maxConcurrency: 4
+    fetch:
+      taskConfig:
+        program:
+          entrypoint: [sh]
+          cmd: [fetch.sh, "{{.Params.changeId}}"]
+      pollInterval: 10s
+    getInfo:
+      taskConfig:
+        program:
+          cmd: [info.sh, "{{.Builtins.Service.Name}}"]
+    parameters:
+    - name: changeId
+      string:
+        defaultValue: default-id
+    - name: replicas
+      int:
+        defaultValue: 2
+    applyId: "{{.Params.changeId}}-{{.Params.replicas}}"
+`
+
+const benchApp = `application:
+  name: app-%d
+  releaseChannels:
+  - name: staging
+    runtimes:
+    - runtime: rt-%d
+  - name: production
+    runtimes:
+    - runtime: rt-%d
+    preconditions:
+    - releaseChannelStable:
+        releaseChannel: staging
+    - manualApproval:
+        name: gate
+`
+
+const benchService = `service:
+  name: svc-%04d
+  application: app-%d
+  parameters:
+  - name: release
+    string:
+      defaultValue: "1.%d.0"
+  customRuntime:
+    parameterValues:
+    - name: changeId
+      string: "{{.Params.release}}"
+  perReleaseChannel:
+  - releaseChannel: production
+    customRuntime:
+      parameterValues:
+      - name: replicas
+        int: 5
+`
+
+func BenchmarkLoadValidateRender1000(b *testing.B) {
+	dir := b.TempDir()
+	writeBenchTree(b, dir)
+	run := func() []Target {
+		set, err := config.LoadDir(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := set.Validate(nil); err != nil {
+			b.Fatal(err)
+		}
+		targets, err := Build(set, commitA, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return targets
+	}
+	require.Len(b, run(), 1970)
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
 	}
 }

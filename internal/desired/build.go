@@ -92,7 +92,13 @@ func Build(set *config.Set, commit string, opts Options) ([]Target, error) {
 	slices.SortStableFunc(services, func(a, c *config.Service) int {
 		return cmp.Or(cmp.Compare(a.Application, c.Application), cmp.Compare(a.Name, c.Name))
 	})
-	var targets []Target
+	n := 0
+	for _, svc := range services {
+		if app := b.apps[svc.Application]; app != nil {
+			n += len(app.ReleaseChannels)
+		}
+	}
+	targets := make([]Target, 0, n)
 	var errs []error
 	for _, svc := range services {
 		app := b.apps[svc.Application]

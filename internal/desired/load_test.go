@@ -98,3 +98,36 @@ func TestBuildDemoRepository(t *testing.T) {
 	assert.Equal(t, time.Minute, worker.Policy.ConvergenceGracePeriod)
 	assert.Equal(t, 2, worker.Policy.MaxConcurrency)
 }
+
+// The seed's examples, combined into a repository, build with the bot
+// configuration that links what they name.
+func TestBuildSeedRepository(t *testing.T) {
+	bot, err := config.LoadBot("../../fixtures/seed/bot.yaml")
+	require.NoError(t, err)
+	set, err := config.LoadDir("../../fixtures/seed/repo")
+	require.NoError(t, err)
+	require.NoError(t, set.Validate(bot.Linked()))
+	registries := map[string]string{}
+	for _, r := range bot.ContainerRegistries {
+		registries[r.Name] = r.URL
+	}
+	targets := build(t, set, commitA, Options{Registries: registries})
+
+	prod := byKey(t, targets, "my-app/my-service/production")
+	assert.Equal(t, "my-other-custom-runtime", prod.Runtime)
+	assert.Equal(t, commitA, prod.ApplyID, "applyId is {{.Params.commit}}, given {{.Builtins.Commit}}")
+	assert.Equal(t, "my-default-change-id", prod.Params["changeId"])
+	assert.NotEmpty(t, prod.Apply.Manifest)
+	require.NotNil(t, prod.GetInfo)
+	assert.Equal(t, "registry.example.com/my-org/my-repository:my-tag", prod.GetInfo.Image)
+	assert.Equal(t, []string{"pvn-wrapper", "exec", "--"}, prod.GetInfo.Entrypoint)
+
+	staging := byKey(t, targets, "my-app/my-service/staging")
+	assert.Equal(t, "my-custom-runtime", staging.Runtime)
+	assert.Equal(t, commitA, staging.DesiredVersion, "no applyId: the commit")
+
+	vm := byKey(t, targets, "my-multi-app/my-service/production")
+	assert.Equal(t, "my-prod-vm-runtime", vm.Runtime)
+	assert.Equal(t, "vm", vm.Connection)
+	assert.Equal(t, "my-change-id-for-this-service", vm.Params["changeId"])
+}

@@ -18,9 +18,10 @@ type param struct {
 }
 
 // params are a target's runtime parameters and the data their templates
-// see. Secret parameters appear in pub and alt as two different markers, so
-// that a template whose output depends on a secret is told apart; real holds
-// the secret values and is only used for env values.
+// see. Secret parameters with a value appear in pub and alt as two different
+// markers, so that a template whose output depends on a secret is told
+// apart (an empty secret is empty in all three: it has nothing to hide);
+// real holds the secret values and is only used for env values.
 type params struct {
 	list           []param // in the runtime's declaration order
 	pub, alt, real map[string]string
@@ -153,7 +154,7 @@ func (b *builder) lookupSecret(tb *targetBuild, name string, pv *config.Paramete
 func (ps *params) fillData() {
 	ps.pub = make(map[string]string, len(ps.list))
 	for _, p := range ps.list {
-		if p.secret {
+		if p.secret && p.value != "" {
 			ps.pub[p.name] = secretMarkerA
 		} else {
 			ps.pub[p.name] = p.value
@@ -164,7 +165,7 @@ func (ps *params) fillData() {
 	}
 	ps.alt, ps.real = maps.Clone(ps.pub), maps.Clone(ps.pub)
 	for _, p := range ps.list {
-		if p.secret {
+		if p.secret && p.value != "" {
 			ps.alt[p.name] = secretMarkerB
 			ps.real[p.name] = p.value
 		}

@@ -56,7 +56,7 @@ func (ts *templates) render(name, text string, data *tmplData) (string, error) {
 	k := tmplKey{name, text}
 	e, ok := ts.cache[k]
 	if !ok {
-		t, err := template.New(name).Option("missingkey=error").Parse(text)
+		t, err := config.NewTemplate(name, text)
 		e = tmplEntry{t: t, err: err}
 		ts.cache[k] = e
 	}

@@ -136,3 +136,20 @@ func TestScrubHidesSecretValues(t *testing.T) {
 	plain := errors.New("nothing to hide")
 	assert.Same(t, plain, ps.scrub(plain), "an error without a secret is kept as it is")
 }
+
+// A command may test whether a secret is set, without seeing its value.
+func TestBuildCommandTestsWhetherASecretIsSet(t *testing.T) {
+	withFlag := func(set *config.Set) *config.Set {
+		set.Runtimes[0].Custom.Apply.TaskConfig.Program.Cmd = texts("runtimes/rt.pvn.yaml", 11, "apply", "{{if .Params.token}}--auth{{end}}")
+		return set
+	}
+	got := byKey(t, build(t, withFlag(secretSet()), commitA, Options{Secrets: secretSource(secretValue)}), "app/svc/staging")
+	assert.Equal(t, []string{"apply", "--auth"}, got.Apply.Cmd)
+
+	unset := withFlag(secretSet())
+	unset.Services[0].CustomRuntime.ParameterValues = nil
+	got = byKey(t, build(t, unset, commitA, Options{}), "app/svc/staging")
+	assert.Equal(t, []string{"apply", ""}, got.Apply.Cmd)
+	assert.Contains(t, got.Apply.Env, runner.EnvVar{Name: "PVN_PARAM_token", Sensitive: true})
+	assert.Contains(t, got.Apply.Env, runner.EnvVar{Name: "AUTH", Value: "Bearer "})
+}

@@ -300,12 +300,12 @@ func lineDiff(a, b string) []string {
 		switch {
 		case i < len(al) && j < len(bl) && al[i] == bl[j]:
 			i, j = i+1, j+1
-		case j < len(bl) && (i == len(al) || lcs[i][j+1] >= lcs[i+1][j]):
-			out = append(out, fmt.Sprintf("+ %d: %s", j+1, bl[j]))
-			j++
-		default:
+		case i < len(al) && (j == len(bl) || lcs[i+1][j] >= lcs[i][j+1]):
 			out = append(out, fmt.Sprintf("- %d: %s", i+1, al[i]))
 			i++
+		default:
+			out = append(out, fmt.Sprintf("+ %d: %s", j+1, bl[j]))
+			j++
 		}
 	}
 	return out

@@ -6,12 +6,19 @@ package gitrepo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-billy/v5"
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -35,12 +42,35 @@ func Open(path string) (*Repo, error) {
 	return &Repo{path: path, git: g}, nil
 }
 
+// maxOpenPacks bounds the pack files kept open between reads. go-git opens
+// a pack file for every object read otherwise.
+const maxOpenPacks = 8
+
 func openGit(path string) (*git.Repository, error) {
 	g, err := git.PlainOpen(path)
 	if err != nil {
 		return nil, fmt.Errorf("open git repository %s: %w", path, err)
 	}
-	return g, nil
+	// PlainOpen understands every layout (a .git file pointing elsewhere,
+	// linked worktrees); the usual two are opened again keeping packs open.
+	dot := filepath.Join(path, git.GitDirName)
+	if info, err := os.Stat(dot); err != nil || !info.IsDir() {
+		if _, err := g.Worktree(); !errors.Is(err, git.ErrIsBareRepository) {
+			return g, nil
+		}
+		dot = path
+	}
+	st := filesystem.NewStorageWithOptions(osfs.New(dot), cache.NewObjectLRUDefault(),
+		filesystem.Options{MaxOpenDescriptors: maxOpenPacks})
+	var wt billy.Filesystem
+	if dot != path {
+		wt = osfs.New(path)
+	}
+	fast, err := git.Open(st, wt)
+	if err != nil {
+		return nil, fmt.Errorf("open git repository %s: %w", path, err)
+	}
+	return fast, nil
 }
 
 // Path is the directory the repository was opened from.
@@ -61,8 +91,23 @@ func (r *Repo) do(fn func(g *git.Repository) error) error {
 	if openErr != nil {
 		return errors.Join(err, openErr)
 	}
+	closeGit(r.git)
 	r.git = g
 	return fn(g)
+}
+
+// Close releases the pack files the repository keeps open.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return closeGit(r.git)
+}
+
+func closeGit(g *git.Repository) error {
+	if c, ok := g.Storer.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // Head returns the commit at the tip of refs/heads/<branch>. When the branch

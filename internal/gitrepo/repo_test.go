@@ -1,6 +1,7 @@
 package gitrepo_test
 
 import (
+	"os/exec"
 	"testing"
 
 	"github.com/go-git/go-git/v5"
@@ -149,4 +150,41 @@ func TestResolveAndHasCommit(t *testing.T) {
 	assert.False(t, repo.HasCommit("main"))
 	_, err = repo.ResolveCommit("nope")
 	assert.ErrorContains(t, err, `resolve commit "nope"`)
+}
+
+// git gc (run by hand or by git itself) moves objects into new packs and
+// deletes the loose ones while the bot holds the repository open.
+func TestReadsAfterGitGC(t *testing.T) {
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git CLI not installed")
+	}
+	src := gitrepotest.New(t)
+	src.Write("a.txt", "one")
+	c1 := src.Commit("first")
+	repo := src.Open()
+	t.Cleanup(func() { assert.NoError(t, repo.Close()) })
+	_, err = repo.FS(c1)
+	require.NoError(t, err)
+
+	src.Write("a.txt", "two")
+	c2 := src.Commit("second")
+	gc := func() {
+		out, err := exec.Command(gitBin, "-C", src.Dir, "gc", "--prune=now", "--quiet").CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	gc()
+	fsys, err := repo.FS(c2)
+	require.NoError(t, err)
+	assertFile(t, fsys, "a.txt", "two")
+
+	src.Write("a.txt", "three")
+	c3 := src.Commit("third")
+	gc()
+	log, err := repo.Log(c1, c3)
+	require.NoError(t, err)
+	assert.Equal(t, []string{c2, c3}, log)
+	fsys, err = repo.FS(c3)
+	require.NoError(t, err)
+	assertFile(t, fsys, "a.txt", "three")
 }

@@ -106,7 +106,8 @@ func ParseBot(file string, data []byte) (*Bot, error) {
 		errs = append(errs, syntaxError(file, err))
 		return nil, errs
 	}
-	d := &decoder{file: file, errs: &errs, budget: maxNodes}
+	reported := 0
+	d := &decoder{file: file, errs: &errs, budget: maxNodes, reported: &reported}
 	var root *yaml.Node
 	if len(doc.Content) > 0 {
 		root = d.resolve(doc.Content[0])

@@ -14,6 +14,9 @@ import (
 // expand exponentially cannot stall the loader.
 const maxNodes = 200_000
 
+// maxFileErrors bounds the problems reported for one file.
+const maxFileErrors = 100
+
 // decoder turns yaml.v3 nodes of one file into typed values, recording every
 // problem with its position instead of stopping at the first.
 type decoder struct {
@@ -21,14 +24,26 @@ type decoder struct {
 	errs     *Errors
 	budget   int
 	exceeded bool
+	// reported counts the problems of the file, shared by its documents.
+	reported *int
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
 	return Pos{File: d.file, Line: n.Line, Col: n.Column}
 }
 
+// errorf records a problem. After maxFileErrors of them in a file, it
+// records that it stopped and makes the rest of the decoding a no-op.
 func (d *decoder) errorf(p Pos, format string, args ...any) {
+	if *d.reported >= maxFileErrors {
+		return
+	}
+	*d.reported++
 	*d.errs = append(*d.errs, &Error{Pos: p, Msg: fmt.Sprintf(format, args...)})
+	if *d.reported == maxFileErrors {
+		*d.errs = append(*d.errs, &Error{Pos: Pos{File: d.file, Line: 1, Col: 1}, Msg: fmt.Sprintf("too many problems; stopped after %d", maxFileErrors)})
+		d.budget, d.exceeded = 0, true
+	}
 }
 
 // resolve follows aliases and charges the node to the document's budget. It
@@ -42,6 +57,7 @@ func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
 	}
 	d.budget--
 	if d.budget < 0 {
+		d.budget = 0
 		if !d.exceeded {
 			d.exceeded = true
 			d.errorf(d.pos(n), "document too large: its aliases expand to more than %d nodes", maxNodes)

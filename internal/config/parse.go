@@ -38,6 +38,7 @@ func Parse(file string, data []byte) (*Set, error) {
 func parseInto(s *Set, file string, data []byte, errs *Errors) {
 	s.Files = append(s.Files, file)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
+	reported := 0
 	for {
 		var doc yaml.Node
 		err := decodeDoc(dec, &doc)
@@ -48,7 +49,10 @@ func parseInto(s *Set, file string, data []byte, errs *Errors) {
 			*errs = append(*errs, syntaxError(file, err))
 			return
 		}
-		d := &decoder{file: file, errs: errs, budget: maxNodes}
+		if reported >= maxFileErrors {
+			return
+		}
+		d := &decoder{file: file, errs: errs, budget: maxNodes, reported: &reported}
 		d.document(s, &doc)
 	}
 }

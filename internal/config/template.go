@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -55,7 +57,7 @@ func templateRefs(text string) (*template.Template, []ref, error) {
 	}
 	t, err := NewTemplate("t", text)
 	if err != nil {
-		return nil, nil, fmt.Errorf("invalid template: %s", strings.TrimPrefix(err.Error(), "template: "))
+		return nil, nil, newTemplateError(err)
 	}
 	w := &refWalker{}
 	for _, tt := range t.Templates() {
@@ -64,6 +66,28 @@ func templateRefs(text string) (*template.Template, []ref, error) {
 		}
 	}
 	return t, w.refs, w.err
+}
+
+var templateErrRE = regexp.MustCompile(`^template: t:(\d+): `)
+
+// templateError is a template that does not parse, with the line of the
+// problem within the text.
+type templateError struct {
+	line int
+	msg  string
+}
+
+func (e *templateError) Error() string { return e.msg }
+
+func newTemplateError(err error) error {
+	msg := err.Error()
+	te := &templateError{}
+	if m := templateErrRE.FindStringSubmatch(msg); m != nil {
+		te.line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	}
+	te.msg = "invalid template: " + msg
+	return te
 }
 
 type refWalker struct {

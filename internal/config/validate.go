@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -68,16 +69,16 @@ func (v *validator) errorf(p Pos, format string, args ...any) {
 	v.errs = append(v.errs, &Error{Pos: p, Msg: fmt.Sprintf(format, args...)})
 }
 
-func known(names []string) string {
+func known(kind string, names []string) string {
 	if len(names) == 0 {
-		return "none defined"
+		return "no " + kind + " defined"
 	}
 	return "known: " + strings.Join(names, ", ")
 }
 
 func (v *validator) runtime(r *Runtime) {
 	c := &r.Custom
-	who := fmt.Sprintf("runtime %q", r.Name)
+	who := describe("runtime", r.Name)
 	local := c.ProxyRuntime.IsLocal()
 	if pr := c.ProxyRuntime.Runtime; v.linked != nil && pr != "" && !local && !slices.Contains(v.linked.KubernetesRuntimes, pr) {
 		v.errorf(c.ProxyRuntime.RuntimePos, "%s: proxy runtime %q is not a linked Kubernetes runtime (want %q or one of the bot's kubernetesRuntimes: %s)",
@@ -86,8 +87,17 @@ func (v *validator) runtime(r *Runtime) {
 	params := v.parameters(who, c.Parameters, false)
 	v.template(who, c.ApplyID, params)
 	for _, j := range r.jobs() {
-		v.job(who, j, c.ProxyRuntime.Runtime != "" && local, params)
+		v.job(who, j, local, params)
 	}
+}
+
+// describe names a config in messages: `runtime "x"`, or `runtime` when
+// its name is missing (already reported).
+func describe(kind, name string) string {
+	if name == "" {
+		return kind
+	}
+	return fmt.Sprintf("%s %q", kind, name)
 }
 
 func listOrNone(names []string) string {
@@ -145,6 +155,11 @@ func (v *validator) manifest(who string, k *KubernetesConfig, params map[string]
 	}
 	text := string(k.Manifest)
 	_, refs, err := templateRefs(text)
+	var te *templateError
+	if errors.As(err, &te) && te.line > 0 {
+		v.errorf(Pos{File: k.File, Line: te.line, Col: 1}, "%s: %s", who, te.msg)
+		return
+	}
 	if err != nil {
 		v.errorf(k.PathPos, "%s: kubernetesConfig file %s: %v", who, k.File, err)
 		return

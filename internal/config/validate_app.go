@@ -7,9 +7,8 @@ import (
 )
 
 func (v *validator) application(a *Application) {
-	who := fmt.Sprintf("application %q", a.Name)
+	who := describe("application", a.Name)
 	channels := map[string]*ReleaseChannel{}
-	var first *ReleaseChannel
 	for i := range a.ReleaseChannels {
 		ch := &a.ReleaseChannels[i]
 		if prev, dup := channels[ch.Name]; dup && ch.Name != "" {
@@ -21,31 +20,44 @@ func (v *validator) application(a *Application) {
 		conns := map[string]bool{}
 		for _, l := range ch.Runtimes {
 			if l.Runtime != "" && v.runtimes[l.Runtime] == nil {
-				v.errorf(l.RuntimePos, "%s: unknown runtime %q (%s)", chWho, l.Runtime, known(sortedKeys(v.runtimes)))
+				v.errorf(l.RuntimePos, "%s: unknown runtime %q (%s)", chWho, l.Runtime, known("runtimes", sortedKeys(v.runtimes)))
 			}
 			if conns[l.Name] {
 				v.errorf(l.NamePos, "%s: duplicate runtime connection %q; name the connections with name:", chWho, l.Name)
 			}
 			conns[l.Name] = true
 		}
-		if first == nil {
-			first = ch
-		} else if want, got := connectionNames(first), connectionNames(ch); !slices.Equal(want, got) {
-			v.errorf(ch.NamePos, "%s: runtime connections (%s) differ from release channel %q (%s); every channel must name the same connections",
-				chWho, strings.Join(got, ", "), first.Name, strings.Join(want, ", "))
-		}
 	}
+	v.connections(a)
 	names := sortedKeys(channels)
 	for i := range a.ReleaseChannels {
 		ch := &a.ReleaseChannels[i]
 		for _, p := range ch.Preconditions {
 			if s := p.ReleaseChannelStable; s != nil && s.ReleaseChannel != "" && channels[s.ReleaseChannel] == nil {
 				v.errorf(s.Pos, "release channel %q: releaseChannelStable names unknown release channel %q of %s (%s)",
-					ch.Name, s.ReleaseChannel, who, known(names))
+					ch.Name, s.ReleaseChannel, who, known("release channels", names))
 			}
 		}
 	}
 	v.cycles(a, channels)
+}
+
+// connections checks that every release channel names the same runtime
+// connections, which services choose from with runtimeConnection. When each
+// channel has a single runtime the names do not matter.
+func (v *validator) connections(a *Application) {
+	if !slices.ContainsFunc(a.ReleaseChannels, func(ch ReleaseChannel) bool { return len(ch.Runtimes) > 1 }) {
+		return
+	}
+	first := &a.ReleaseChannels[0]
+	want := connectionNames(first)
+	for i := range a.ReleaseChannels[1:] {
+		ch := &a.ReleaseChannels[i+1]
+		if got := connectionNames(ch); !slices.Equal(want, got) {
+			v.errorf(ch.NamePos, "release channel %q: runtime connections (%s) differ from release channel %q (%s); every channel must name the same connections",
+				ch.Name, strings.Join(got, ", "), first.Name, strings.Join(want, ", "))
+		}
+	}
 }
 
 func connectionNames(ch *ReleaseChannel) []string {
@@ -99,7 +111,7 @@ func (v *validator) cycles(a *Application, channels map[string]*ReleaseChannel) 
 }
 
 func (v *validator) service(svc *Service) {
-	who := fmt.Sprintf("service %q", svc.Name)
+	who := describe("service", svc.Name)
 	params := v.parameters(who, svc.Parameters, true)
 	lists := []CustomRuntimeValues{svc.CustomRuntime}
 	for _, o := range svc.PerReleaseChannel {
@@ -122,7 +134,7 @@ func (v *validator) service(svc *Service) {
 	}
 	a := v.apps[svc.Application]
 	if a == nil {
-		v.errorf(svc.ApplicationPos, "%s: unknown application %q (%s)", who, svc.Application, known(sortedKeys(v.apps)))
+		v.errorf(svc.ApplicationPos, "%s: unknown application %q (%s)", who, svc.Application, known("applications", sortedKeys(v.apps)))
 		return
 	}
 	overrides := map[string]bool{}
@@ -131,7 +143,7 @@ func (v *validator) service(svc *Service) {
 		case o.ReleaseChannel == "":
 		case a.Channel(o.ReleaseChannel) == nil:
 			v.errorf(o.ReleaseChannelPos, "%s: perReleaseChannel names unknown release channel %q of application %q (%s)",
-				who, o.ReleaseChannel, a.Name, known(channelNames(a)))
+				who, o.ReleaseChannel, a.Name, known("release channels", channelNames(a)))
 		case overrides[o.ReleaseChannel]:
 			v.errorf(o.ReleaseChannelPos, "%s: duplicate perReleaseChannel entry for release channel %q", who, o.ReleaseChannel)
 		}
@@ -140,15 +152,23 @@ func (v *validator) service(svc *Service) {
 	if len(a.ReleaseChannels) == 0 {
 		return
 	}
-	conns := connectionNames(&a.ReleaseChannels[0])
-	switch {
-	case svc.RuntimeConnection == "" && len(conns) > 1:
-		v.errorf(svc.NamePos, "%s: runtimeConnection is required: application %q has several runtime connections (%s)",
-			who, a.Name, strings.Join(conns, ", "))
-		return
-	case svc.RuntimeConnection != "" && !slices.Contains(conns, svc.RuntimeConnection):
-		v.errorf(svc.RuntimeConnectionPos, "%s: unknown runtime connection %q of application %q (known: %s)",
-			who, svc.RuntimeConnection, a.Name, strings.Join(conns, ", "))
+	for i := range a.ReleaseChannels {
+		ch := &a.ReleaseChannels[i]
+		if _, ok := svc.Connection(ch); ok {
+			continue
+		}
+		names := connectionNames(ch)
+		conns := strings.Join(names, ", ")
+		if svc.RuntimeConnection == "" {
+			if len(names) < 2 {
+				continue // duplicate connection names, reported with the application
+			}
+			v.errorf(svc.NamePos, "%s: runtimeConnection is required: release channel %q of application %q has several runtime connections (%s)",
+				who, ch.Name, a.Name, conns)
+		} else {
+			v.errorf(svc.RuntimeConnectionPos, "%s: unknown runtime connection %q in release channel %q of application %q (known: %s)",
+				who, svc.RuntimeConnection, ch.Name, a.Name, conns)
+		}
 		return
 	}
 	v.values(who, svc, a)
@@ -187,8 +207,8 @@ func (v *validator) values(who string, svc *Service, a *Application) {
 				v.errorf(pv.NamePos, "%s: parameter %q is not declared by runtime %q (declared: %s)",
 					who, pv.Name, r.Name, listOrNone(paramNames(r.Custom.Parameters)))
 			case p.Type != "" && pv.Type != p.Type:
-				v.errorf(pv.TypePos, "%s: parameter %q of runtime %q is of type %s, got a %s value",
-					who, pv.Name, r.Name, p.Type, pv.Type)
+				v.errorf(pv.TypePos, "%s: parameter %q of runtime %q is of type %s, got %s %s value",
+					who, pv.Name, r.Name, p.Type, article(string(pv.Type)), pv.Type)
 			}
 		}
 		for _, p := range r.Custom.Parameters {
@@ -206,8 +226,8 @@ func (v *validator) values(who string, svc *Service, a *Application) {
 		at = svc.NamePos
 	}
 	for _, k := range order {
-		v.errorf(at, "%s: no value for required parameter %q of runtime %q (release channel %s)",
-			who, k.param, k.runtime, strings.Join(missing[k], ", "))
+		v.errorf(at, "%s: no value for required parameter %q of runtime %q (%s %s)",
+			who, k.param, k.runtime, pluralWord(len(missing[k]), "release channel"), strings.Join(missing[k], ", "))
 	}
 }
 
@@ -217,4 +237,18 @@ func paramNames(params []Parameter) []string {
 		out = append(out, p.Name)
 	}
 	return out
+}
+
+func pluralWord(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func article(word string) string {
+	if strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }

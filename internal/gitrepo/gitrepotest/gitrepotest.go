@@ -88,8 +88,7 @@ func (r *Repo) Remove(path string) {
 
 // Commit records the directory's files as they are (like git add -A; git
 // commit) on the branch HEAD names, returning the commit's hash. Modes come
-// from the disk: executable bits and symlinks are kept. The index is not
-// written. Commit times start at 2025-01-01 12:00 UTC and advance a minute
+// from the disk: executable bits and symlinks are kept. Commit times start at 2025-01-01 12:00 UTC and advance a minute
 // per commit, so hashes are reproducible.
 func (r *Repo) Commit(msg string) string {
 	r.t.Helper()
@@ -115,6 +114,15 @@ func (r *Repo) Commit(msg string) string {
 	}
 	if err := r.git.Storer.SetReference(plumbing.NewHashReference(branch, h)); err != nil {
 		r.t.Fatalf("gitrepotest: update %s: %v", branch, err)
+	}
+	// Match the index to the commit, so that git status is clean and the
+	// git CLI can carry on from here.
+	wt, err := r.git.Worktree()
+	if err == nil {
+		err = wt.Reset(&git.ResetOptions{Mode: git.MixedReset, Commit: h})
+	}
+	if err != nil {
+		r.t.Fatalf("gitrepotest: write index: %v", err)
 	}
 	return h.String()
 }

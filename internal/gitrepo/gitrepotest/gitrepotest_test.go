@@ -34,8 +34,28 @@ func TestGitAgrees(t *testing.T) {
 		return string(out)
 	}
 	git("fsck", "--strict")
+	assert.Empty(t, git("status", "--porcelain"))
 	assert.Equal(t, second+"\n", git("rev-parse", "main"))
 	assert.Equal(t, "second\nfirst\n", git("log", "--format=%s"))
 	assert.Equal(t, "100644 dir/b.txt\n100755 dir/run.sh\n120000 link\n",
 		git("ls-tree", "-r", "--format=%(objectmode) %(path)", "main", "link", "dir"))
+}
+
+func TestCommitAfterGitCLI(t *testing.T) {
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git CLI not installed")
+	}
+	r := gitrepotest.New(t)
+	r.Write("a.txt", "a\n")
+	first := r.Commit("first")
+	out, err := exec.Command(gitBin, "-C", r.Dir, "-c", "user.name=T", "-c", "user.email=t@example.com",
+		"commit", "--allow-empty", "-q", "-m", "by the CLI").CombinedOutput()
+	require.NoError(t, err, string(out))
+	r.Write("b.txt", "b\n")
+	third := r.Commit("third")
+
+	out, err = exec.Command(gitBin, "-C", r.Dir, "log", "--format=%s", first+".."+third).Output()
+	require.NoError(t, err)
+	assert.Equal(t, "third\nby the CLI\n", string(out))
 }

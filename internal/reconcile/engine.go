@@ -134,7 +134,7 @@ func (e *Engine) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load target states: %w", err)
 	}
-	sort.Slice(states, func(i, j int) bool { return states[i].Key().String() < states[j].Key().String() })
+	sort.Slice(states, func(i, j int) bool { return keyLess(states[i].Key(), states[j].Key()) })
 	now := e.clock.Now()
 	var waiting []*target
 	for _, st := range states {
@@ -215,7 +215,7 @@ func (e *Engine) SetDesired(ctx context.Context, commit string, targets []desire
 	for key := range e.targets {
 		keys = append(keys, key)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
 	for _, key := range keys {
 		t := e.targets[key]
 		if seen[key] || t.st.Status == store.StatusDeleted {
@@ -286,7 +286,9 @@ func (e *Engine) save(ctx context.Context, t *target) error {
 	}
 	if v := visibleOf(t.st); v != t.reported {
 		t.reported = v
-		e.outbox = append(e.outbox, t.st)
+		if e.reporter != nil {
+			e.outbox = append(e.outbox, t.st)
+		}
 	}
 	return nil
 }
@@ -344,7 +346,7 @@ func (e *Engine) Snapshot() []store.TargetState {
 	for _, t := range e.targets {
 		out = append(out, t.st)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key().String() < out[j].Key().String() })
+	sort.Slice(out, func(i, j int) bool { return keyLess(out[i].Key(), out[j].Key()) })
 	return out
 }
 
@@ -386,4 +388,14 @@ func specFor(tg desired.Target, a runner.Action) runner.Spec {
 		return *tg.GetInfo
 	}
 	return tg.Apply
+}
+
+func keyLess(a, b desired.Key) bool {
+	if a.Application != b.Application {
+		return a.Application < b.Application
+	}
+	if a.Service != b.Service {
+		return a.Service < b.Service
+	}
+	return a.ReleaseChannel < b.ReleaseChannel
 }

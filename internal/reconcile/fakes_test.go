@@ -162,6 +162,7 @@ type fakeReporter struct {
 	mu            sync.Mutex
 	got           []store.TargetState
 	notYetDurable []string
+	onReport      func(st store.TargetState)
 }
 
 func (r *fakeReporter) TargetChanged(ctx context.Context, st store.TargetState) {
@@ -171,6 +172,9 @@ func (r *fakeReporter) TargetChanged(ctx context.Context, st store.TargetState) 
 		r.notYetDurable = append(r.notYetDurable, st.Key().String()+" "+string(st.Status))
 	}
 	r.got = append(r.got, st)
+	if r.onReport != nil {
+		r.onReport(st)
+	}
 }
 
 // statuses is the sequence of statuses reported for a target.
@@ -197,6 +201,7 @@ type world struct {
 	e        *Engine
 	commits  int
 	runIDs   int
+	ctxOfRun context.Context
 }
 
 func newWorld(t *testing.T) *world {

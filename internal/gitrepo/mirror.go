@@ -49,7 +49,8 @@ func NewMirror(dir string) *Mirror {
 // itself. With a token, the fetch authenticates as x-access-token:<token>
 // over HTTPS. Errors never contain the token nor credentials from the URL;
 // they still match context.Canceled, context.DeadlineExceeded and go-git's
-// transport.Err* with errors.Is.
+// transport.Err* with errors.Is. The returned Repo belongs to the Mirror and
+// is the same for every call with the same URL; do not Close it.
 func (m *Mirror) Sync(ctx context.Context, remoteURL, sha, token string) (*Repo, error) {
 	shown := redactURL(remoteURL)
 	if !plumbing.IsHash(sha) {

@@ -199,3 +199,24 @@ func TestMirrorSyncOverHTTPWithToken(t *testing.T) {
 	assert.NotContains(t, err.Error(), "s3cr3t")
 	assert.NotContains(t, err.Error(), "wrongToken")
 }
+
+func TestMirrorSyncConcurrent(t *testing.T) {
+	src := gitrepotest.New(t)
+	src.Write("f", "1")
+	c1 := src.Commit("first")
+	m := gitrepo.NewMirror(t.TempDir())
+
+	repos := make([]*gitrepo.Repo, 6)
+	var wg sync.WaitGroup
+	for i := range repos {
+		wg.Go(func() {
+			repo, err := m.Sync(t.Context(), "file://"+src.Dir, c1, "")
+			assert.NoError(t, err)
+			repos[i] = repo
+		})
+	}
+	wg.Wait()
+	for _, r := range repos {
+		assert.Same(t, repos[0], r)
+	}
+}

@@ -32,7 +32,9 @@ const (
 // aside and renamed into place: a directory named after a commit is always
 // complete, and leftovers of a crash are removed on first use.
 //
-// Jobs may write into their checkout; other jobs at the same commit see it.
+// Files keep their executable bit; symlinks are written as Git writes them,
+// wherever they point. Submodules are left out. Jobs may write into their
+// checkout; other jobs at the same commit see it.
 type Worktrees struct {
 	repo *Repo
 	dir  string

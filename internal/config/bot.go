@@ -120,7 +120,7 @@ func ParseBot(file string, data []byte) (*Bot, error) {
 	b.Server.Address = srv.str("address")
 	if p, ok := srv.int("port"); ok {
 		if p < 0 || p > 65535 {
-			d.errorf(srv.keyPos("port"), "server.port: %d is not a port number", p)
+			d.errorf(srv.keyPos("port"), "%s: %d is not a port number", srv.field("port"), p)
 		} else {
 			b.Server.Port = p
 		}

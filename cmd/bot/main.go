@@ -24,6 +24,9 @@ type command struct {
 // cmd/bot/<name>.go; adding one is one line here.
 var commands = map[string]command{
 	"validate": {"check *.pvn.yaml configs and print every problem", runValidate},
+	"run":      {"deploy a local repository's branch with local processes (the embedded default)", runRun},
+	"status":   {"print every target's status from the local state file", runStatus},
+	"approve":  {"approve a release channel's targets waiting for manual approval", runApprove},
 }
 
 func main() {

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/pvnbot/pvnbot/internal/localmode"
+)
+
+// runRun is `bot run --repo DIR`: the engine on a local Git repository, with
+// the local process runner and a SQLite state file.
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bot run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts localmode.Options
+	var passEnv listFlag
+	fs.StringVar(&opts.RepoDir, "repo", "", "the Git `DIR`ectory whose *.pvn.yaml configs to deploy (required)")
+	fs.StringVar(&opts.Branch, "branch", "", "the branch to follow (default: the branch HEAD names)")
+	fs.StringVar(&opts.StatePath, "state", "", "the state `FILE` (default: DIR/.pvnbot/pvnbot.db)")
+	fs.BoolVar(&opts.Once, "once", false, "stop once every target is converged, waiting for approval or failed; exit 1 if one failed")
+	fs.Var(&passEnv, "pass-env", "give jobs this `NAME`d variable of the bot's environment (repeatable)")
+	fs.DurationVar(&opts.Poll, "poll", localmode.DefaultPoll, "how often to look for new commits and approvals")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: bot run --repo DIR [--branch B] [--state FILE] [--once] [--pass-env NAME]... [--poll 2s]")
+		fmt.Fprintln(stderr, "\nDeploys each new commit of a local repository's branch with local processes, and keeps it converged.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if opts.RepoDir == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	opts.PassEnv = passEnv
+	opts.Out = stdout
+	opts.Terminal = isTerminal(stdout)
+	res, err := localmode.Run(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "bot run: %v\n", err)
+		return 1
+	}
+	switch {
+	case res.Interrupted:
+		return 130
+	case res.Failed:
+		return 1
+	}
+	return 0
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// statePath is --state, else the default state file of --repo.
+func statePath(state, repo string) (string, error) {
+	switch {
+	case state != "":
+		return state, nil
+	case repo != "":
+		return localmode.DefaultStatePath(repo), nil
+	}
+	return localmode.DefaultStatePath("."), nil
+}

@@ -99,11 +99,15 @@ func groupPaths(paths []string) []loadable {
 	if len(files) == 0 {
 		return out
 	}
-	root := "."
+	root, display := ".", "."
 	if outside(files) {
 		root = commonDir(files)
+		display = root
+		if rel, err := filepath.Rel(absPath("."), root); err == nil {
+			display = rel
+		}
 	}
-	l := loadable{root: root, display: root}
+	l := loadable{root: root, display: display}
 	for _, f := range files {
 		rel, err := filepath.Rel(absPath(root), absPath(f))
 		if err != nil {

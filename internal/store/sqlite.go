@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// SQLite is the durable Store: one SQLite file in WAL mode, shared safely by
+// several processes (`bot run` writing while `bot approve` or `bot status`
+// read and write). Every write is committed before its method returns.
+//
+// Durability: with the default synchronous=FULL a committed write survives a
+// process crash and a power loss. WithSynchronousNormal trades the latter for
+// faster commits (WAL with synchronous=NORMAL survives a crash of the process,
+// not of the machine: the last commits may be rolled back, never corrupted).
+//
+// Times come back in UTC with their nanoseconds. The file holds secret
+// parameter values (they are part of the rendered jobs), so it is created
+// readable by its owner only.
+type SQLite struct {
+	db   *sql.DB
+	path string
+	now  func() time.Time
+}
+
+var _ Store = (*SQLite)(nil)
+
+// SQLiteOption tunes OpenSQLite.
+type SQLiteOption func(*sqliteOptions)
+
+type sqliteOptions struct {
+	busyTimeout time.Duration
+	synchronous string
+	now         func() time.Time
+}
+
+// WithBusyTimeout sets how long a statement waits for another connection or
+// process to release the file before failing (default 5s).
+func WithBusyTimeout(d time.Duration) SQLiteOption {
+	return func(o *sqliteOptions) { o.busyTimeout = d }
+}
+
+// WithSynchronousNormal commits without syncing the WAL on every
+// transaction: commits stay durable across a process crash, not a power loss.
+func WithSynchronousNormal() SQLiteOption {
+	return func(o *sqliteOptions) { o.synchronous = "NORMAL" }
+}
+
+// WithClock sets the clock used for the times the store records itself
+// (when a commit was ingested). Default time.Now.
+func WithClock(now func() time.Time) SQLiteOption {
+	return func(o *sqliteOptions) { o.now = now }
+}
+
+// OpenSQLite opens the state file at path, creating it and its folder when
+// missing, and brings its schema up to date. A file whose schema is newer
+// than this code knows is refused with an error wrapping ErrSchemaTooNew.
+func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite, error) {
+	o := sqliteOptions{busyTimeout: 5 * time.Second, synchronous: "FULL", now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create state folder for %s: %w", path, err)
+	}
+	// SQLite gives the -wal and -shm files the main file's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.FormatInt(o.busyTimeout.Milliseconds(), 10))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", o.synchronous)
+	q.Set("_foreign_keys", "1")
+	// Write transactions take the write lock when they begin, so they wait
+	// on busy_timeout instead of failing when a read turns into a write.
+	q.Set("_txlock", "immediate")
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	// A file: URI escapes any '?' or '#' in the path.
+	dsn := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}).String()
+
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	s := &SQLite{db: db, path: path, now: o.now}
+	if err := s.checkJournal(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// checkJournal makes sure the file really is in WAL mode: SQLite falls back
+// silently where WAL cannot work (some network file systems).
+func (s *SQLite) checkJournal(ctx context.Context) error {
+	var mode string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("open state file %s: %w", s.path, err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("open state file %s: journal mode is %q, want wal (is it on a network file system?)", s.path, mode)
+	}
+	return nil
+}
+
+// Path is the state file's path.
+func (s *SQLite) Path() string { return s.path }
+
+// Close implements Store.
+func (s *SQLite) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close state file %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
+func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	return tx.Commit()
+}
+
+// timeLayout is fixed-width, so stored times sort as text and read well in
+// sqlite3 (whose date functions accept it).
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// dbTime stores t in UTC; the zero time is NULL.
+func dbTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+func parseTime(v sql.NullString) (time.Time, error) {
+	if !v.Valid {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(timeLayout, v.String)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parse stored time %q: %w", v.String, err)
+	}
+	return t, nil
+}
+
+// dbString stores "" as NULL.
+func dbString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ErrSchemaTooNew is returned by OpenSQLite for a state file written by a
+// newer pvnbot than this one.
+var ErrSchemaTooNew = errors.New("state file schema is newer than this pvnbot knows")
+
+// migration brings the schema from version i to i+1, where i is its index in
+// migrations. Migrations are never edited once released: add a new one.
+type migration func(ctx context.Context, tx *sql.Tx) error
+
+var migrations = []migration{
+	execAll(
+		// targets: the columns mirror what people and `bot status` query;
+		// data, the TargetState as JSON, is what is loaded.
+		`CREATE TABLE targets (
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			status          TEXT NOT NULL,
+			message         TEXT NOT NULL,
+			commit_sha      TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			updated_at      TEXT,
+			data            TEXT NOT NULL,
+			PRIMARY KEY (application, service, release_channel)
+		)`,
+		// job_runs is the audit log. seq keeps insertion order; exit_code is
+		// NULL while a run has no result; approved_by is a JSON array.
+		`CREATE TABLE job_runs (
+			seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+			id              TEXT NOT NULL UNIQUE,
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			action          TEXT NOT NULL,
+			commit_sha      TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			desired_version TEXT NOT NULL,
+			started         TEXT,
+			finished        TEXT,
+			exit_code       INTEGER,
+			error           TEXT NOT NULL,
+			output_tail     TEXT NOT NULL,
+			approved_by     TEXT,
+			note            TEXT NOT NULL
+		)`,
+		`CREATE INDEX job_runs_by_target ON job_runs (application, service, release_channel, started, seq)`,
+		`CREATE INDEX job_runs_by_start ON job_runs (started, seq)`,
+		`CREATE TABLE approvals (
+			seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			commit_sha      TEXT NOT NULL,
+			who             TEXT NOT NULL,
+			at              TEXT,
+			consumed_by     TEXT
+		)`,
+		`CREATE INDEX approvals_by_target ON approvals (application, service, release_channel, digest)`,
+		`CREATE TABLE ingested_commits (
+			seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+			repo        TEXT NOT NULL,
+			branch      TEXT NOT NULL,
+			sha         TEXT NOT NULL,
+			ingested_at TEXT,
+			UNIQUE (repo, branch, sha)
+		)`,
+		`CREATE INDEX ingested_commits_latest ON ingested_commits (repo, branch, seq)`,
+		`CREATE TABLE deliveries (
+			id           TEXT NOT NULL PRIMARY KEY,
+			event        TEXT NOT NULL,
+			payload      BLOB NOT NULL,
+			received_at  TEXT,
+			processed_at TEXT,
+			error        TEXT NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX deliveries_pending ON deliveries (received_at) WHERE processed_at IS NULL`,
+	),
+}
+
+// SchemaVersion is the schema version this code writes.
+func SchemaVersion() int { return len(migrations) }
+
+func execAll(stmts ...string) migration {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		for _, stmt := range stmts {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// migrate applies the missing migrations, each in its own transaction that
+// also records the new version. BEGIN IMMEDIATE serialises processes opening
+// the same file at once: each re-reads the version inside its transaction.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_version: %w", err)
+	}
+	for {
+		done, err := migrateOne(ctx, db)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+func migrateOne(ctx context.Context, db *sql.DB) (done bool, err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("begin migration: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, tx.Rollback())
+		}
+	}()
+	var version int
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return false, fmt.Errorf("init schema_version: %w", err)
+		}
+	case err != nil:
+		return false, fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return false, fmt.Errorf("%w: version %d, this pvnbot knows up to %d; upgrade pvnbot", ErrSchemaTooNew, version, len(migrations))
+	}
+	if version == len(migrations) {
+		return true, tx.Commit()
+	}
+	if err := migrations[version](ctx, tx); err != nil {
+		return false, fmt.Errorf("migrate schema to version %d: %w", version+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, version+1); err != nil {
+		return false, fmt.Errorf("record schema version %d: %w", version+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("commit schema version %d: %w", version+1, err)
+	}
+	return false, nil
+}

@@ -1,0 +1,358 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/runner"
+	"github.com/pvnbot/pvnbot/internal/store"
+	"github.com/pvnbot/pvnbot/internal/store/storetest"
+)
+
+var t0 = time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
+
+func TestSQLiteConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	})
+}
+
+// openSQLite opens path and closes it when the test ends.
+func openSQLite(t testing.TB, path string, opts ...store.SQLiteOption) *store.SQLite {
+	t.Helper()
+	s, err := store.OpenSQLite(context.Background(), path, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// rawDB opens the file the way someone with sqlite3 would.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	dsn := url.URL{Scheme: "file", Path: path, RawQuery: "_busy_timeout=5000"}
+	db, err := sql.Open("sqlite", dsn.String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func TestSQLiteReopenKeepsEverything(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := store.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+
+	st := storetest.FullState(storetest.Key, "d1")
+	run := store.JobRun{
+		ID: "r1", Key: storetest.Key, Action: runner.ActionApply, Commit: "c1", Digest: "d1",
+		Started: t0, Finished: t0.Add(time.Second), ExitCode: 1, OutputTail: "out", ApprovedBy: []string{"alice"},
+	}
+	approval := store.Approval{Key: storetest.Key, Digest: "d1", Commit: "c1", Who: "alice", At: t0, ConsumedBy: "r1"}
+	require.NoError(t, s.SaveTarget(ctx, st))
+	require.NoError(t, s.StartRun(ctx, run))
+	require.NoError(t, s.AddApproval(ctx, approval))
+	seq, err := s.IngestCommit(ctx, "repo", "main", "c1")
+	require.NoError(t, err)
+	_, err = s.RecordDelivery(ctx, "dlv-1", "push", []byte(`{}`), t0)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s = openSQLite(t, path)
+	targets, err := s.LoadTargets(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []store.TargetState{st}, targets)
+	gotRun, err := s.Run(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, run, gotRun)
+	approvals, err := s.Approvals(ctx, storetest.Key, "d1")
+	require.NoError(t, err)
+	assert.Equal(t, []store.Approval{approval}, approvals)
+	sha, gotSeq, err := s.LastIngested(ctx, "repo", "main")
+	require.NoError(t, err)
+	assert.Equal(t, "c1", sha)
+	assert.Equal(t, seq, gotSeq)
+	pending, err := s.PendingDeliveries(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []store.Delivery{{ID: "dlv-1", Event: "push", Payload: []byte(`{}`), ReceivedAt: t0}}, pending)
+}
+
+func TestSQLiteOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "repo", ".pvnbot")
+	path := filepath.Join(dir, "state?#1.db")
+	s := openSQLite(t, path)
+	assert.Equal(t, path, s.Path())
+
+	info, err := os.Stat(path)
+	require.NoError(t, err, "the file is where it was asked, '?' and '#' included")
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the file holds secret parameter values")
+	info, err = os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm())
+
+	var mode string
+	require.NoError(t, rawDB(t, path).QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode))
+	assert.Equal(t, "wal", mode)
+}
+
+func TestSQLiteOpenError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	_, err := store.OpenSQLite(context.Background(), filepath.Join(file, "state.db"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), file, "the error names the path")
+}
+
+func TestSQLiteMigrationsAreIdempotent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := store.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.SaveTarget(ctx, storetest.FullState(storetest.Key, "d1")))
+	require.NoError(t, s.Close())
+
+	for range 2 {
+		s, err := store.OpenSQLite(ctx, path)
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+	}
+
+	db := rawDB(t, path)
+	var rows, version int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*), max(version) FROM schema_version`).Scan(&rows, &version))
+	assert.Equal(t, 1, rows)
+	assert.Equal(t, store.SchemaVersion(), version)
+	var targets int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM targets`).Scan(&targets))
+	assert.Equal(t, 1, targets, "reopening keeps the data")
+}
+
+func TestSQLiteRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := store.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	newer := store.SchemaVersion() + 1
+	_, err = rawDB(t, path).ExecContext(ctx, `UPDATE schema_version SET version = ?`, newer)
+	require.NoError(t, err)
+
+	_, err = store.OpenSQLite(ctx, path)
+	require.ErrorIs(t, err, store.ErrSchemaTooNew)
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), fmt.Sprintf("version %d", newer))
+
+	var version int
+	require.NoError(t, rawDB(t, path).QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version))
+	assert.Equal(t, newer, version, "a refused file is left as it was")
+}
+
+func TestSQLiteDeliveries(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openSQLite(t, path)
+
+	isNew, err := s.RecordDelivery(ctx, "b", "push", []byte("first"), t0.Add(time.Second))
+	require.NoError(t, err)
+	assert.True(t, isNew)
+	isNew, err = s.RecordDelivery(ctx, "a", "issue_comment", []byte("other"), t0)
+	require.NoError(t, err)
+	assert.True(t, isNew)
+	isNew, err = s.RecordDelivery(ctx, "b", "push", []byte("redelivered"), t0.Add(time.Hour))
+	require.NoError(t, err)
+	assert.False(t, isNew, "a delivery ID seen before is not new")
+
+	pending, err := s.PendingDeliveries(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []store.Delivery{
+		{ID: "a", Event: "issue_comment", Payload: []byte("other"), ReceivedAt: t0},
+		{ID: "b", Event: "push", Payload: []byte("first"), ReceivedAt: t0.Add(time.Second)},
+	}, pending, "oldest first; the redelivery changed nothing")
+
+	require.NoError(t, s.MarkDeliveryProcessed(ctx, "a", t0.Add(time.Minute), "no such branch"))
+	pending, err = s.PendingDeliveries(ctx)
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	assert.Equal(t, "b", pending[0].ID)
+
+	var processedAt, errMsg string
+	require.NoError(t, rawDB(t, path).QueryRowContext(ctx,
+		`SELECT processed_at, error FROM deliveries WHERE id = 'a'`).Scan(&processedAt, &errMsg))
+	assert.Equal(t, "2026-03-04T05:07:07.000000008Z", processedAt)
+	assert.Equal(t, "no such branch", errMsg)
+
+	err = s.MarkDeliveryProcessed(ctx, "nope", t0, "")
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.RecordDelivery(ctx, "", "push", nil, t0)
+	assert.Error(t, err)
+}
+
+func TestSQLiteIngestCursor(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := store.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+
+	_, _, err = s.LastIngested(ctx, "repo", "main")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	var seqs []int64
+	for _, sha := range []string{"c1", "c2", "c3"} {
+		seq, err := s.IngestCommit(ctx, "repo", "main", sha)
+		require.NoError(t, err)
+		seqs = append(seqs, seq)
+	}
+	assert.IsIncreasing(t, seqs)
+
+	again, err := s.IngestCommit(ctx, "repo", "main", "c2")
+	require.NoError(t, err)
+	assert.Equal(t, seqs[1], again, "ingesting a sha again returns its sequence")
+	sha, seq, err := s.LastIngested(ctx, "repo", "main")
+	require.NoError(t, err)
+	assert.Equal(t, "c3", sha, "re-ingesting an older sha does not move the cursor")
+	assert.Equal(t, seqs[2], seq)
+
+	other, err := s.IngestCommit(ctx, "repo", "release", "c2")
+	require.NoError(t, err)
+	assert.Greater(t, other, seqs[2], "the same sha on another branch is another ingestion")
+	sha, _, err = s.LastIngested(ctx, "repo", "main")
+	require.NoError(t, err)
+	assert.Equal(t, "c3", sha, "branches have their own cursor")
+	require.NoError(t, s.Close())
+
+	s = openSQLite(t, path)
+	next, err := s.IngestCommit(ctx, "repo", "main", "c4")
+	require.NoError(t, err)
+	assert.Greater(t, next, other, "sequences keep increasing after a reopen")
+}
+
+func TestSQLiteIngestRecordsTime(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openSQLite(t, path, store.WithClock(func() time.Time { return t0.In(time.FixedZone("X", 3600)) }))
+	_, err := s.IngestCommit(ctx, "repo", "main", "c1")
+	require.NoError(t, err)
+	var at string
+	require.NoError(t, rawDB(t, path).QueryRowContext(ctx, `SELECT ingested_at FROM ingested_commits`).Scan(&at))
+	assert.Equal(t, "2026-03-04T05:06:07.000000008Z", at)
+}
+
+func TestSQLiteRecentRuns(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	web := storetest.Key
+	web.Service = "web"
+	for i, r := range []struct {
+		id  string
+		key desired.Key
+	}{{"a", storetest.Key}, {"b", web}, {"c", storetest.Key}} {
+		require.NoError(t, s.StartRun(ctx, store.JobRun{ID: r.id, Key: r.key, Action: runner.ActionFetch, Started: t0.Add(time.Duration(i) * time.Second)}))
+	}
+	require.NoError(t, s.StartRun(ctx, store.JobRun{ID: "d", Key: web, Action: runner.ActionApply, Started: t0.Add(2 * time.Second)}))
+
+	tests := map[string]struct {
+		limit int
+		want  []string
+	}{
+		"all":           {limit: 0, want: []string{"d", "c", "b", "a"}},
+		"negative: all": {limit: -1, want: []string{"d", "c", "b", "a"}},
+		"limited":       {limit: 2, want: []string{"d", "c"}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			runs, err := s.RecentRuns(ctx, tt.limit)
+			require.NoError(t, err)
+			var got []string
+			for _, r := range runs {
+				got = append(got, r.ID)
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestSQLiteRunRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	zone := time.FixedZone("CET", 3600)
+	tests := map[string]struct {
+		run  store.JobRun
+		want store.JobRun // zero: run
+	}{
+		"running, no approvers": {run: store.JobRun{ID: "1", Key: storetest.Key, Action: runner.ActionApply, Started: t0}},
+		"empty approvers stay empty": {run: store.JobRun{
+			ID: "2", Key: storetest.Key, Action: runner.ActionApply, Started: t0, ApprovedBy: []string{},
+		}},
+		"exit code without a finish time": {run: store.JobRun{ID: "3", Key: storetest.Key, Started: t0, ExitCode: 4}},
+		"times come back in UTC": {
+			run:  store.JobRun{ID: "4", Key: storetest.Key, Started: t0.In(zone), Finished: t0.Add(time.Nanosecond).In(zone)},
+			want: store.JobRun{ID: "4", Key: storetest.Key, Started: t0, Finished: t0.Add(time.Nanosecond)},
+		},
+		"zero start": {run: store.JobRun{ID: "5", Key: storetest.Key, Finished: t0}},
+	}
+	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, s.StartRun(ctx, tt.run))
+			got, err := s.Run(ctx, tt.run.ID)
+			require.NoError(t, err)
+			want := tt.want
+			if want.ID == "" {
+				want = tt.run
+			}
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+// TestSQLiteAuditLogReadsInSQL checks the columns people query with sqlite3.
+func TestSQLiteAuditLogReadsInSQL(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openSQLite(t, path)
+	run := store.JobRun{ID: "r1", Key: storetest.Key, Action: runner.ActionApply, Commit: "c1", Started: t0, ApprovedBy: []string{"alice", "bob"}}
+	require.NoError(t, s.StartRun(ctx, run))
+	st := storetest.FullState(storetest.Key, "d1")
+	st.Status = store.StatusWaitingManualApproval
+	require.NoError(t, s.SaveTarget(ctx, st))
+
+	db := rawDB(t, path)
+	var exitCode sql.NullInt64
+	var started, approvers string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT exit_code, started,
+		(SELECT group_concat(value, ',') FROM json_each(approved_by))
+		FROM job_runs WHERE service = 'api' AND action = 'apply' AND finished IS NULL`).Scan(&exitCode, &started, &approvers))
+	assert.False(t, exitCode.Valid, "a running job has no exit code")
+	assert.Equal(t, "2026-03-04T05:06:07.000000008Z", started)
+	assert.Equal(t, "alice,bob", approvers)
+
+	run.Finished, run.ExitCode = t0.Add(time.Minute), 0
+	require.NoError(t, s.FinishRun(ctx, run))
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT exit_code FROM job_runs WHERE id = 'r1'`).Scan(&exitCode))
+	assert.Equal(t, sql.NullInt64{Int64: 0, Valid: true}, exitCode, "a finished job's exit code 0 is recorded")
+
+	var status, commit string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT status, commit_sha FROM targets
+		WHERE application = 'my-app' AND release_channel = 'production'`).Scan(&status, &commit))
+	assert.Equal(t, "WAITING_MANUAL_APPROVAL", status)
+	assert.Equal(t, "c0ffee", commit)
+}
+
+func TestSQLiteRejectsEmptyIDs(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	assert.Error(t, s.StartRun(ctx, store.JobRun{Key: storetest.Key}))
+	assert.Error(t, s.FinishRun(ctx, store.JobRun{Key: storetest.Key}))
+	assert.Error(t, s.ConsumeApprovals(ctx, storetest.Key, "d1", ""))
+	_, err := s.IngestCommit(ctx, "repo", "main", "")
+	assert.Error(t, err)
+}

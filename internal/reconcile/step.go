@@ -214,6 +214,7 @@ func (e *Engine) finish(ctx context.Context, j *job, res runner.Result, runErr e
 	st := &t.st
 	now := e.clock.Now()
 	t.job = nil
+	res, runErr = redactResult(res, runErr, j.spec.Env)
 	out := store.Outcome{RunID: j.run.ID, Commit: j.run.Commit, Started: j.run.Started, Finished: now, ExitCode: res.ExitCode}
 	switch {
 	case runErr != nil:

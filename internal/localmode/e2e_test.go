@@ -366,4 +366,3 @@ func TestStatusAndApproveRefusals(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "refused: carol already approved shop/production")
 }
-

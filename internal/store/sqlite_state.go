@@ -22,7 +22,7 @@ func (s *SQLite) LoadTargets(ctx context.Context) ([]TargetState, error) {
 	}
 	defer rows.Close()
 	out := make([]TargetState, 0, n)
-	var data []byte
+	var data sql.RawBytes // valid until Next: decoded in place, not copied
 	for rows.Next() {
 		if err := rows.Scan(&data); err != nil {
 			return nil, fmt.Errorf("load targets: %w", err)

@@ -89,7 +89,7 @@ func BenchmarkSQLiteLoadTargets10k(b *testing.B) {
 func reportCPU(b *testing.B) func() {
 	start := cpuTime(b)
 	return func() {
-		b.ReportMetric(float64((cpuTime(b) - start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
 

@@ -89,3 +89,20 @@ func (s *SQLite) PendingDeliveries(ctx context.Context) ([]Delivery, error) {
 	}
 	return out, nil
 }
+
+// PruneDeliveries deletes the deliveries processed before before and
+// returns how many it deleted; pending ones are kept whatever their age. A
+// pruned ID counts as new again, so keep deliveries longer than anyone would
+// redeliver them.
+func (s *SQLite) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM deliveries
+		WHERE processed_at IS NOT NULL AND processed_at < ?`, dbTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries processed before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	return n, nil
+}

@@ -30,6 +30,10 @@ type SQLite struct {
 	db   *sql.DB
 	path string
 	now  func() time.Time
+	// writing holds a token while this handle writes: its goroutines queue
+	// here in turn rather than poll SQLite's lock with busy-timeout sleeps.
+	// Other processes still wait on busy_timeout.
+	writing chan struct{}
 }
 
 var _ Store = (*SQLite)(nil)
@@ -100,7 +104,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite
 	if err != nil {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
-	s := &SQLite{db: db, path: path, now: o.now}
+	s := &SQLite{db: db, path: path, now: o.now, writing: make(chan struct{}, 1)}
 	if err := s.checkJournal(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -136,8 +140,34 @@ func (s *SQLite) Close() error {
 	return nil
 }
 
+// lockWrites takes this handle's write turn; call the returned function to
+// give it back.
+func (s *SQLite) lockWrites(ctx context.Context) (unlock func(), err error) {
+	select {
+	case s.writing <- struct{}{}:
+		return func() { <-s.writing }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// write runs one write statement; it is committed when write returns.
+func (s *SQLite) write(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.db.ExecContext(ctx, query, args...)
+}
+
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
 func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -99,4 +100,28 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSQLiteSaveTargetParallel is the engine's case: many goroutines
+// saving their targets' states at once through one handle.
+func BenchmarkSQLiteSaveTargetParallel(b *testing.B) {
+	for name, opts := range syncModes {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			s := openSQLite(b, filepath.Join(b.TempDir(), "state.db"), opts...)
+			var worker atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				st := storetest.FullState(keyN("svc", int(worker.Add(1))), "d1")
+				for pb.Next() {
+					st.Attempts++
+					if err := s.SaveTarget(ctx, st); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -27,7 +27,7 @@ func (s *SQLite) RecordDelivery(ctx context.Context, id, event string, payload [
 	if payload == nil {
 		payload = []byte{}
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO deliveries (id, event, payload, received_at)
+	res, err := s.write(ctx, `INSERT INTO deliveries (id, event, payload, received_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, event, payload, dbTime(receivedAt))
 	if err != nil {
 		return false, fmt.Errorf("record delivery %s: %w", id, err)
@@ -46,7 +46,7 @@ func (s *SQLite) MarkDeliveryProcessed(ctx context.Context, id string, at time.T
 	if at.IsZero() {
 		return fmt.Errorf("mark delivery %s processed: zero time", id)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET processed_at = ?, error = ? WHERE id = ?`,
+	res, err := s.write(ctx, `UPDATE deliveries SET processed_at = ?, error = ? WHERE id = ?`,
 		dbTime(at), errMsg, id)
 	if err != nil {
 		return fmt.Errorf("mark delivery %s processed: %w", id, err)
@@ -95,7 +95,7 @@ func (s *SQLite) PendingDeliveries(ctx context.Context) ([]Delivery, error) {
 // pruned ID counts as new again, so keep deliveries longer than anyone would
 // redeliver them.
 func (s *SQLite) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM deliveries
+	res, err := s.write(ctx, `DELETE FROM deliveries
 		WHERE processed_at IS NOT NULL AND processed_at < ?`, dbTime(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune deliveries processed before %s: %w", before.UTC().Format(time.RFC3339), err)

@@ -46,7 +46,7 @@ func (s *SQLite) SaveTarget(ctx context.Context, st TargetState) error {
 		return fmt.Errorf("encode target %s: %w", st.Key(), err)
 	}
 	k := st.Key()
-	_, err = s.db.ExecContext(ctx, `INSERT INTO targets
+	_, err = s.write(ctx, `INSERT INTO targets
 		(application, service, release_channel, status, message, commit_sha, digest, updated_at, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (application, service, release_channel) DO UPDATE SET
@@ -86,7 +86,7 @@ func (s *SQLite) putRun(ctx context.Context, verb string, run JobRun) error {
 	if run.Finished.IsZero() && run.ExitCode == 0 {
 		exitCode = nil
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO job_runs
+	_, err := s.write(ctx, `INSERT INTO job_runs
 		(id, application, service, release_channel, action, commit_sha, digest, desired_version,
 		 started, finished, exit_code, error, output_tail, approved_by, note)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -202,7 +202,7 @@ func scanRuns(rows *sql.Rows) ([]JobRun, error) {
 
 // AddApproval implements Store.
 func (s *SQLite) AddApproval(ctx context.Context, a Approval) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO approvals
+	_, err := s.write(ctx, `INSERT INTO approvals
 		(application, service, release_channel, digest, commit_sha, who, at, consumed_by)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.Key.Application, a.Key.Service, a.Key.ReleaseChannel, a.Digest, a.Commit, a.Who,
@@ -247,7 +247,7 @@ func (s *SQLite) ConsumeApprovals(ctx context.Context, key desired.Key, digest, 
 	if runID == "" {
 		return fmt.Errorf("consume approvals of %s: empty run ID", key)
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE approvals SET consumed_by = ?
+	_, err := s.write(ctx, `UPDATE approvals SET consumed_by = ?
 		WHERE application = ? AND service = ? AND release_channel = ? AND digest = ?
 		AND consumed_by IS NULL`,
 		runID, key.Application, key.Service, key.ReleaseChannel, digest)

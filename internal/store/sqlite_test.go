@@ -105,12 +105,37 @@ func TestSQLiteOpen(t *testing.T) {
 	assert.Equal(t, "wal", mode)
 }
 
-func TestSQLiteOpenError(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "file")
+func TestSQLiteOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
-	_, err := store.OpenSQLite(context.Background(), filepath.Join(file, "state.db"))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), file, "the error names the path")
+	garbage := filepath.Join(dir, "garbage.db")
+	require.NoError(t, os.WriteFile(garbage, []byte("not a database, just some text that is long enough......................................................."), 0o600))
+
+	tests := map[string]struct {
+		path string
+	}{
+		"folder is a file":       {path: filepath.Join(file, "state.db")},
+		"file is not a database": {path: garbage},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := store.OpenSQLite(context.Background(), tt.path)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.path, "the error names the path")
+		})
+	}
+}
+
+func TestSQLiteCancelledContext(t *testing.T) {
+	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.SaveTarget(ctx, storetest.FullState(storetest.Key, "d1"))
+	require.ErrorIs(t, err, context.Canceled)
+	targets, err := s.LoadTargets(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, targets, "nothing was written")
 }
 
 func TestSQLiteMigrationsAreIdempotent(t *testing.T) {

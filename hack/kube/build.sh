@@ -73,10 +73,10 @@ if ! fresh etcd debian && ! fresh etcd "module $gover $(hash_dir "$here/etcd")";
 	fi
 fi
 
-key="$gover $(hash_dir "$here/nodeagent")"
+key="$gover stripped $(hash_dir "$here/nodeagent")"
 if ! fresh pvn-nodeagent "$key"; then
 	log "building pvn-nodeagent"
-	(cd "$here/nodeagent" && "${nice_cmd[@]}" go build -trimpath -o "$bin/pvn-nodeagent.tmp" .)
+	(cd "$here/nodeagent" && "${nice_cmd[@]}" go build -trimpath -ldflags "-s -w" -o "$bin/pvn-nodeagent.tmp" .)
 	mv "$bin/pvn-nodeagent.tmp" "$bin/pvn-nodeagent"
 	stamp pvn-nodeagent "$key"
 fi

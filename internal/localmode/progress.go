@@ -126,6 +126,8 @@ func detail(st store.TargetState) string {
 		return fmt.Sprintf("fetch exit %d", st.LastFetch.ExitCode)
 	case st.Status == store.StatusConverged && st.LastApply.RunID != "":
 		return fmt.Sprintf("apply exit %d", st.LastApply.ExitCode)
+	case st.Status == store.StatusApplying:
+		return "apply started"
 	case st.Status == store.StatusPending:
 		return "new desired state at commit " + short(st.Target.Commit)
 	}

@@ -1,0 +1,122 @@
+package localmode_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pvnbot/pvnbot/internal/gitrepo"
+	"github.com/pvnbot/pvnbot/internal/gitrepo/gitrepotest"
+	"github.com/pvnbot/pvnbot/internal/localmode"
+	"github.com/pvnbot/pvnbot/internal/reconcile"
+	"github.com/pvnbot/pvnbot/internal/runner/local"
+	"github.com/pvnbot/pvnbot/internal/store"
+)
+
+// benchParallel is the number of jobs run at once, by the engine and by
+// xargs -P alike.
+const benchParallel = 16
+
+// manyTargets is a repository of n services of one application with one
+// release channel, on a runtime whose apply is `true` and has no fetch: each
+// target converges with one process.
+func manyTargets(b *testing.B, n int) (*gitrepotest.Repo, string) {
+	var sb strings.Builder
+	sb.WriteString("runtime:\n  name: noop\n  custom:\n    proxyRuntime: {runtime: local}\n    apply:\n      taskConfig: {program: {entrypoint: [\"true\"]}}\n")
+	sb.WriteString("---\napplication:\n  name: app\n  releaseChannels:\n  - name: prod\n    runtimes: [{runtime: noop}]\n")
+	for i := range n {
+		fmt.Fprintf(&sb, "---\nservice: {name: s%d, application: app}\n", i)
+	}
+	repo := gitrepotest.New(b)
+	repo.Write("app.pvn.yaml", sb.String())
+	return repo, repo.Commit(fmt.Sprintf("%d services", n))
+}
+
+// converged counts converged targets and says when all are.
+type converged struct {
+	want int
+	n    int
+	done chan struct{}
+}
+
+func (c *converged) TargetChanged(_ context.Context, st store.TargetState) {
+	if st.Status == store.StatusConverged {
+		if c.n++; c.n == c.want {
+			close(c.done)
+		}
+	}
+}
+
+// BenchmarkConverge1000VersusShell converges 1,000 targets whose apply is
+// `true` through the engine, the local runner and the SQLite state file, and
+// runs the same 1,000 processes with `xargs -P` at the same concurrency, in
+// one run. ratio is engine time over shell time (goal ≤ 1.05).
+func BenchmarkConverge1000VersusShell(b *testing.B) {
+	const n = 1000
+	repo, sha := manyTargets(b, n)
+	targets, problems, err := localmode.Render(repo.Open(), sha)
+	require.NoError(b, err)
+	require.NoError(b, problems)
+	ctx := context.Background()
+	var engineTime, shellTime time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		st, err := store.OpenSQLite(ctx, filepath.Join(dir, "state.db"))
+		require.NoError(b, err)
+		worktrees := gitrepo.NewWorktrees(repo.Open(), filepath.Join(dir, "worktrees"))
+		report := &converged{want: n, done: make(chan struct{})}
+		eng, err := reconcile.New(ctx, reconcile.Options{
+			Runner: local.New(worktrees), Store: st, Reporter: report, MaxParallelJobs: benchParallel,
+		})
+		require.NoError(b, err)
+		b.StartTimer()
+
+		start := time.Now()
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- eng.Run(runCtx) }()
+		require.NoError(b, eng.SetDesired(ctx, sha, targets))
+		<-report.done
+		engineTime += time.Since(start)
+		cancel()
+		require.NoError(b, <-done)
+
+		start = time.Now()
+		shell := exec.Command("sh", "-c", fmt.Sprintf("seq %d | xargs -P %d -n 1 true", n, benchParallel))
+		out, err := shell.CombinedOutput()
+		require.NoError(b, err, string(out))
+		shellTime += time.Since(start)
+		b.StopTimer()
+		require.NoError(b, st.Close())
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(engineTime.Milliseconds())/float64(b.N), "engine-ms/op")
+	b.ReportMetric(float64(shellTime.Milliseconds())/float64(b.N), "shell-ms/op")
+	b.ReportMetric(engineTime.Seconds()/shellTime.Seconds(), "ratio")
+}
+
+// BenchmarkPeakRSS10000 runs `bot run --once` on 10,000 targets and reports
+// the process's peak resident set size.
+func BenchmarkPeakRSS10000(b *testing.B) {
+	const n = 10000
+	repo, _ := manyTargets(b, n)
+	for b.Loop() {
+		b.StopTimer()
+		state := filepath.Join(b.TempDir(), "state.db")
+		b.StartTimer()
+		cmd := exec.Command(botBin, "run", "--repo", repo.Dir, "--state", state, "--once")
+		cmd.Stdout, cmd.Stderr = nil, os.Stderr
+		require.NoError(b, cmd.Run())
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB")
+	}
+}

@@ -91,7 +91,7 @@ func run() error {
 	mux := http.NewServeMux()
 	var prov *provider
 	newProvider := func(cfg nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {
-		prov = newLocalProvider(logger, *path, *workDir, *missingMarker)
+		prov = newLocalProvider(logger, client, cfg.Pods, *path, *workDir, *missingMarker)
 		return prov, nil, nil
 	}
 	n, err := nodeutil.NewNode(*nodeName, newProvider,

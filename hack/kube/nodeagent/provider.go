@@ -18,7 +18,10 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
@@ -32,6 +35,10 @@ type provider struct {
 	path    string
 	workDir string
 	marker  string
+
+	// lister holds the pods as the apiserver last showed them.
+	lister corev1listers.PodLister
+	client kubernetes.Interface
 
 	mu      sync.Mutex
 	pods    map[string]*podRun
@@ -51,9 +58,11 @@ type containerRun struct {
 	done    chan struct{} // closed when the process ended or never started
 }
 
-func newLocalProvider(log *slog.Logger, path, workDir, marker string) *provider {
+func newLocalProvider(log *slog.Logger, client kubernetes.Interface, lister corev1listers.PodLister, path, workDir, marker string) *provider {
 	return &provider{
 		log:     log,
+		client:  client,
+		lister:  lister,
 		path:    path,
 		workDir: workDir,
 		marker:  marker,
@@ -65,6 +74,9 @@ func newLocalProvider(log *slog.Logger, path, workDir, marker string) *provider 
 func podKey(namespace, name string) string { return namespace + "/" + name }
 
 // NotifyPods sends the current status of a pod to f each time it changes.
+// The pod's metadata is the apiserver's latest: virtual-kubelet writes the
+// status with it, and the Job controller removes its finalizer from pods
+// being deleted, which an older copy would try to add back.
 func (p *provider) NotifyPods(ctx context.Context, f func(*corev1.Pod)) {
 	go func() {
 		for {
@@ -78,16 +90,38 @@ func (p *provider) NotifyPods(ctx context.Context, f func(*corev1.Pod)) {
 				if ok {
 					pod = run.pod.DeepCopy()
 				}
-				if ok && run.deleting && allDone(run) {
+				gone := ok && run.deleting && allDone(run)
+				if gone {
 					delete(p.pods, key)
 				}
 				p.mu.Unlock()
-				if pod != nil {
-					f(pod)
+				if pod == nil {
+					continue
+				}
+				if cur, err := p.lister.Pods(pod.Namespace).Get(pod.Name); err == nil && cur.UID == pod.UID {
+					pod.ObjectMeta = *cur.ObjectMeta.DeepCopy()
+				}
+				f(pod)
+				if gone {
+					p.removeFromAPI(ctx, pod)
 				}
 			}
 		}
 	}()
+}
+
+// removeFromAPI deletes a pod whose processes all ended after it was marked
+// for deletion, as the kubelet does; virtual-kubelet alone would wait for the
+// whole grace period.
+func (p *provider) removeFromAPI(ctx context.Context, pod *corev1.Pod) {
+	zero := int64(0)
+	err := p.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero,
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		p.log.Warn("delete pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	}
 }
 
 func allDone(run *podRun) bool {
@@ -323,6 +357,7 @@ func (p *provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 		return errdefs.NotFoundf("pod %s not found", key)
 	}
 	run.deleting = true
+	run.pod.ObjectMeta = *pod.ObjectMeta.DeepCopy()
 	grace := 2 * time.Second
 	if pod.DeletionGracePeriodSeconds != nil && *pod.DeletionGracePeriodSeconds < 2 {
 		grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second

@@ -317,9 +317,10 @@ func (e *Engine) poke() {
 	}
 }
 
-// wakeNow makes a waiting target's step due now.
+// wakeNow makes a waiting target's step due now. A target running a job
+// (getInfo runs while it waits) takes the step once that job is done.
 func (e *Engine) wakeNow(t *target, now time.Time) {
-	if t.st.Status == store.StatusDeleted || t.job != nil {
+	if t.st.Status == store.StatusDeleted {
 		return
 	}
 	if t.st.NextDue.IsZero() || t.st.NextDue.After(now) {

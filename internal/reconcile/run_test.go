@@ -219,3 +219,40 @@ func TestRestart(t *testing.T) {
 		assert.Equal(t, []string{"a", "b", "c"}, order[len(order)-3:])
 	})
 }
+
+func TestSlotFreedWhileTheNextInLineRunsGetInfo(t *testing.T) {
+	w := newWorld(t)
+	aApplying, releaseA := make(chan struct{}), make(chan struct{})
+	bInfo, releaseBInfo := make(chan struct{}), make(chan struct{})
+	w.runner.BeforeRun = func(spec runner.Spec) {
+		switch {
+		case spec.Service == "a" && spec.Action == apply:
+			close(aApplying)
+			<-releaseA
+		case spec.Service == "b" && spec.Action == getInfo:
+			select {
+			case <-bInfo:
+			default:
+				close(bInfo)
+				<-releaseBInfo
+			}
+		}
+	}
+	converged := w.whenConverged(2)
+	stop := w.running()
+	defer stop()
+	one := policy(func(p *desired.Policy) { p.MaxConcurrency = 1 })
+	w.set(tgt("a", "staging", one, withGetInfo), tgt("b", "staging", one, withGetInfo))
+
+	<-aApplying
+	<-bInfo
+	require.Eventually(t, func() bool { return w.status(key("b", "staging")) == store.StatusWaitingConcurrency }, 5*time.Second, time.Millisecond)
+	close(releaseA)
+	require.Eventually(t, func() bool { return w.status(key("a", "staging")) == store.StatusConverged }, 5*time.Second, time.Millisecond)
+	close(releaseBInfo)
+	select {
+	case <-converged:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("b never got the slot a freed while b's getInfo ran: %s", w.status(key("b", "staging")))
+	}
+}

@@ -321,7 +321,7 @@ func TestRunCancelAndTimeout(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			clk := newWatchedClock()
-			r := newRunner(WithClock(clk))
+			r := newRunner(WithClock(clk), WithStartDeadline(time.Hour))
 			spec := taskSpec(t, "cancel", runner.ActionApply, "sleep 300")
 			spec.Timeout = 10 * time.Minute
 			runCtx, cancel := context.WithCancelCause(ctx)

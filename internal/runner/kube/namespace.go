@@ -9,10 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/pvnbot/pvnbot/internal/runner"
@@ -70,19 +68,22 @@ func createNamespace(ctx context.Context, client kubernetes.Interface, ns string
 	ctx, cancel := context.WithTimeout(ctx, serviceAccountWait)
 	defer cancel()
 	sas := client.CoreV1().ServiceAccounts(ns)
-	selector := fields.OneTermEqualSelector("metadata.name", "default").String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return sas.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return sas.Watch(ctx, o)
-		},
+	only := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", "default").String()}
+	list, err := sas.List(ctx, only)
+	if err != nil {
+		return fmt.Errorf("list service accounts of namespace %s: %w", ns, err)
 	}
-	_, err = watchtools.UntilWithSync(ctx, lw, &corev1.ServiceAccount{}, nil, func(e watch.Event) (bool, error) {
-		return e.Type == watch.Added || e.Type == watch.Modified, nil
+	if len(list.Items) > 0 {
+		return nil
+	}
+	only.ResourceVersion = list.ResourceVersion
+	w, err := sas.Watch(ctx, only)
+	if err != nil {
+		return fmt.Errorf("watch service accounts of namespace %s: %w", ns, err)
+	}
+	defer w.Stop()
+	_, err = watchtools.UntilWithoutRetry(ctx, w, func(e watch.Event) (bool, error) {
+		return e.Type == watch.Added, nil
 	})
 	if err != nil {
 		return fmt.Errorf("wait for the default service account of namespace %s: %w", ns, err)

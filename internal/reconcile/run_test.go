@@ -196,7 +196,10 @@ func TestRestart(t *testing.T) {
 		inApply := make(chan struct{}, 1)
 		w.runner.BeforeRun = func(spec runner.Spec) {
 			if spec.Action == apply {
-				inApply <- struct{}{}
+				select {
+				case inApply <- struct{}{}: // only the first is awaited
+				default:
+				}
 				<-release
 			}
 		}

@@ -16,13 +16,13 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -119,6 +119,7 @@ func (p *Plane) start(runCtx, ctx context.Context, opts Options) error {
 		"--service-account-private-key-file="+saKey,
 
 		"--controllers=*",
+		"--kube-api-qps=200", "--kube-api-burst=400",
 	); err != nil {
 		return err
 	}
@@ -127,6 +128,7 @@ func (p *Plane) start(runCtx, ctx context.Context, opts Options) error {
 		"--authentication-kubeconfig="+p.Kubeconfig, "--authorization-kubeconfig="+p.Kubeconfig,
 		"--bind-address=127.0.0.1", "--secure-port=0",
 		"--leader-elect=false",
+		"--kube-api-qps=200", "--kube-api-burst=400",
 	); err != nil {
 		return err
 	}
@@ -170,7 +172,7 @@ func (p *Plane) waitHTTP(ctx context.Context, proc *process, client *http.Client
 	return nil
 }
 
-// waitNodeReady watches the node until its Ready condition is true.
+// waitNodeReady watches the node until it is Ready and schedulable.
 func (p *Plane) waitNodeReady(ctx context.Context, agent *process) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -181,35 +183,29 @@ func (p *Plane) waitNodeReady(ctx context.Context, agent *process) error {
 		case <-ctx.Done():
 		}
 	}()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", p.NodeName).String()
-			return p.Client.CoreV1().Nodes().List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", p.NodeName).String()
-			return p.Client.CoreV1().Nodes().Watch(ctx, o)
-		},
-	}
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(e watch.Event) (bool, error) {
-		node, ok := e.Object.(*corev1.Node)
-		if !ok {
-			return false, nil
-		}
-		// The node lifecycle controller lifts the not-ready taint once the
-		// node says it is Ready; until then nothing schedules there.
-		for _, taint := range node.Spec.Taints {
-			if taint.Effect == corev1.TaintEffectNoSchedule {
-				return false, nil
+	nodes := p.Client.CoreV1().Nodes()
+	err := until(ctx, fields.OneTermEqualSelector("metadata.name", p.NodeName).String(),
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return nodes.List(ctx, o) },
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return nodes.Watch(ctx, o) },
+		func(obj runtime.Object) bool {
+			node, ok := obj.(*corev1.Node)
+			if !ok {
+				return false
 			}
-		}
-		for _, c := range node.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				return true, nil
+			// The node lifecycle controller lifts the not-ready taint once
+			// the node says it is Ready; until then nothing schedules there.
+			for _, taint := range node.Spec.Taints {
+				if taint.Effect == corev1.TaintEffectNoSchedule {
+					return false
+				}
 			}
-		}
-		return false, nil
-	})
+			for _, c := range node.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return true
+				}
+			}
+			return false
+		})
 	if err != nil {
 		return fmt.Errorf("wait for node %s to be Ready: %w\n%s", p.NodeName, err, p.Log("pvn-nodeagent"))
 	}
@@ -219,23 +215,50 @@ func (p *Plane) waitNodeReady(ctx context.Context, agent *process) error {
 // waitServiceAccount waits until the controller manager made a service account,
 // so that pods can be created in its namespace.
 func (p *Plane) waitServiceAccount(ctx context.Context, namespace, name string) error {
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return p.Client.CoreV1().ServiceAccounts(namespace).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return p.Client.CoreV1().ServiceAccounts(namespace).Watch(ctx, o)
-		},
-	}
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.ServiceAccount{}, nil, func(e watch.Event) (bool, error) {
-		return e.Type == watch.Added || e.Type == watch.Modified, nil
-	})
+	sas := p.Client.CoreV1().ServiceAccounts(namespace)
+	err := until(ctx, fields.OneTermEqualSelector("metadata.name", name).String(),
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return sas.List(ctx, o) },
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return sas.Watch(ctx, o) },
+		func(runtime.Object) bool { return true })
 	if err != nil {
 		return fmt.Errorf("wait for service account %s/%s: %w\n%s", namespace, name, err, p.Log("kube-controller-manager"))
 	}
 	return nil
+}
+
+// until lists the objects the field selector picks, then watches them from
+// there, until cond holds for one of them.
+func until(ctx context.Context, selector string,
+	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error),
+	cond func(runtime.Object) bool,
+) error {
+	opts := metav1.ListOptions{FieldSelector: selector}
+	objs, err := list(ctx, opts)
+	if err != nil {
+		return err
+	}
+	items, err := meta.ExtractList(objs)
+	if err != nil {
+		return err
+	}
+	for _, obj := range items {
+		if cond(obj) {
+			return nil
+		}
+	}
+	if opts.ResourceVersion, err = meta.NewAccessor().ResourceVersion(objs); err != nil {
+		return err
+	}
+	w, err := watchFn(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	_, err = watchtools.UntilWithoutRetry(ctx, w, func(e watch.Event) (bool, error) {
+		return e.Type != watch.Deleted && cond(e.Object), nil
+	})
+	return err
 }
 
 func freePorts(n int) ([]int, error) {

@@ -74,6 +74,9 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
+	// client-go's default (5 requests/s) would pace pods at a few per second:
+	// each costs several status updates and events.
+	restConfig.QPS, restConfig.Burst = 200, 400
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return fmt.Errorf("build client: %w", err)

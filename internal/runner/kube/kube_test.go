@@ -29,7 +29,8 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 	r := newRunner()
 	out := filepath.Join(t.TempDir(), "applied")
 
-	ns := DefaultNamespace("exit-codes")
+	rt := runtimeName("exit-codes")
+	ns := DefaultNamespace(rt)
 	_, err := plane.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = plane.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
@@ -68,7 +69,7 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			spec := taskSpec(t, "exit-codes", tc.action, tc.script)
+			spec := taskSpec(t, rt, tc.action, tc.script)
 			spec.Env = append(spec.Env, tc.env...)
 			res, err := r.Run(ctx, spec)
 			require.NoError(t, err, plane.Log("pvn-nodeagent"))
@@ -89,8 +90,9 @@ func TestRunThroughWrapper(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	r := newRunner()
 
+	rt := runtimeName("wrapped")
 	const info = `{"outputs":[{"name":"url","text":"https://shop.example"}]}`
-	spec := taskSpec(t, "wrapped", runner.ActionGetInfo, "")
+	spec := taskSpec(t, rt, runner.ActionGetInfo, "")
 	spec.Entrypoint = []string{"pvn-wrapper", "exec", "--"}
 	spec.Cmd = []string{"sh", "-c", fmt.Sprintf(`echo '%s'; echo "warming up" >&2`, info)}
 	res, err := r.Run(ctx, spec)
@@ -100,7 +102,7 @@ func TestRunThroughWrapper(t *testing.T) {
 	assert.Equal(t, "warming up\n", string(res.Stderr))
 	assert.Less(t, res.Finished.Sub(res.Started), time.Minute)
 
-	spec = taskSpec(t, "wrapped", runner.ActionFetch, "")
+	spec = taskSpec(t, rt, runner.ActionFetch, "")
 	spec.Entrypoint = []string{"pvn-wrapper", "exec", "--success-exit-codes", "2", "--"}
 	spec.Cmd = []string{"sh", "-c", "echo drifted; exit 2"}
 	res, err = r.Run(ctx, spec)
@@ -108,7 +110,7 @@ func TestRunThroughWrapper(t *testing.T) {
 	assert.Equal(t, 2, res.ExitCode)
 	assert.Equal(t, "drifted\n", string(res.Stdout))
 
-	spec = taskSpec(t, "wrapped", runner.ActionApply, "")
+	spec = taskSpec(t, rt, runner.ActionApply, "")
 	spec.Entrypoint = []string{"pvn-wrapper", "exec", "--"}
 	spec.Cmd = []string{"no-such-program"}
 	res, err = r.Run(ctx, spec)
@@ -123,7 +125,8 @@ func TestRunManifest(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	r := newRunner()
 
-	spec := taskSpec(t, "manifest", runner.ActionApply, "")
+	rt, rtTwo := runtimeName("manifest"), runtimeName("manifest-two")
+	spec := taskSpec(t, rt, runner.ActionApply, "")
 	spec.Image, spec.Entrypoint, spec.Cmd = "", nil, nil
 	spec.Manifest = []byte(`apiVersion: batch/v1
 kind: Job
@@ -147,7 +150,7 @@ spec:
 	assert.Equal(t, 3, res.ExitCode)
 	assert.Equal(t, "deploying shop with fast\n", string(res.Stdout))
 
-	jobs := jobsOfRun(t, ctx, DefaultNamespace("manifest"), spec.RunID)
+	jobs := jobsOfRun(t, ctx, DefaultNamespace(rt), spec.RunID)
 	require.Len(t, jobs, 1)
 	job := jobs[0]
 	assert.Regexp(t, `^deploy-shop-[a-z0-9]{5}$`, job.Name)
@@ -156,11 +159,11 @@ spec:
 	assert.Equal(t, "shop", job.Labels["team"])
 	assert.Equal(t, "shop", job.Labels[LabelService])
 
-	twoObjects := taskSpec(t, "manifest-two", runner.ActionApply, "")
+	twoObjects := taskSpec(t, rtTwo, runner.ActionApply, "")
 	twoObjects.Manifest = append(append([]byte{}, spec.Manifest...), []byte("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n")...)
 	_, err = r.Run(ctx, twoObjects)
 	require.ErrorContains(t, err, "job manifest holds 2 objects: it must hold exactly one batch/v1 Job")
-	_, err = plane.Client.CoreV1().Namespaces().Get(ctx, DefaultNamespace("manifest-two"), metav1.GetOptions{})
+	_, err = plane.Client.CoreV1().Namespaces().Get(ctx, DefaultNamespace(rtTwo), metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "nothing is created, not even the namespace: %v", err)
 	all, err := plane.Client.BatchV1().Jobs("").List(ctx, metav1.ListOptions{LabelSelector: LabelRunID + "=" + LabelValue(twoObjects.RunID)})
 	require.NoError(t, err)
@@ -171,7 +174,8 @@ spec:
 // by a restarted bot; a configured namespace must exist.
 func TestRunNamespaces(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
-	ns := DefaultNamespace("ns-reuse")
+	rt, rtMissing, configured := runtimeName("ns-reuse"), runtimeName("ns-missing"), runtimeName("team-shop")
+	ns := DefaultNamespace(rt)
 	_, err := plane.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err))
 
@@ -179,7 +183,7 @@ func TestRunNamespaces(t *testing.T) {
 	r := New(map[string]kubernetes.Interface{cluster: counting})
 	var uid string
 	for i := range 3 {
-		res, err := r.Run(ctx, taskSpec(t, "ns-reuse", runner.ActionFetch, "exit 0"))
+		res, err := r.Run(ctx, taskSpec(t, rt, runner.ActionFetch, "exit 0"))
 		require.NoError(t, err)
 		require.Equal(t, 0, res.ExitCode)
 		got, err := plane.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
@@ -192,22 +196,22 @@ func TestRunNamespaces(t *testing.T) {
 	assert.Equal(t, 1, counting.namespaceCreates())
 
 	restarted := &countingClient{Interface: plane.Client}
-	_, err = New(map[string]kubernetes.Interface{cluster: restarted}).Run(ctx, taskSpec(t, "ns-reuse", runner.ActionFetch, "exit 0"))
+	_, err = New(map[string]kubernetes.Interface{cluster: restarted}).Run(ctx, taskSpec(t, rt, runner.ActionFetch, "exit 0"))
 	require.NoError(t, err)
 	assert.Equal(t, 0, restarted.namespaceCreates())
 
-	missing := taskSpec(t, "ns-missing", runner.ActionApply, "exit 0")
-	missing.Namespace = "team-shop"
+	missing := taskSpec(t, rtMissing, runner.ActionApply, "exit 0")
+	missing.Namespace = configured
 	_, err = r.Run(ctx, missing)
-	require.EqualError(t, err, "namespace team-shop does not exist in Kubernetes runtime test-cluster: "+
-		"create it or remove containerOrchestration.k8s.namespace from runtime ns-missing")
+	require.EqualError(t, err, "namespace "+configured+" does not exist in Kubernetes runtime test-cluster: "+
+		"create it or remove containerOrchestration.k8s.namespace from runtime "+rtMissing)
 
-	_, err = plane.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-shop"}}, metav1.CreateOptions{})
+	_, err = plane.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: configured}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	res, err := r.Run(ctx, missing)
 	require.NoError(t, err)
 	assert.Equal(t, 0, res.ExitCode)
-	assert.Len(t, jobsOfRun(t, ctx, "team-shop", missing.RunID), 1)
+	assert.Len(t, jobsOfRun(t, ctx, configured, missing.RunID), 1)
 }
 
 // Six runs at once, with names and run IDs that are not valid label values
@@ -216,9 +220,10 @@ func TestRunNamespaces(t *testing.T) {
 func TestRunConcurrentLabels(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	r := newRunner()
+	rt := runtimeName("labels")
 	specs := make([]runner.Spec, 6)
 	for i := range specs {
-		specs[i] = taskSpec(t, "labels", []runner.Action{runner.ActionApply, runner.ActionFetch, runner.ActionGetInfo}[i%3], fmt.Sprintf("exit %d", i))
+		specs[i] = taskSpec(t, rt, []runner.Action{runner.ActionApply, runner.ActionFetch, runner.ActionGetInfo}[i%3], fmt.Sprintf("exit %d", i))
 		specs[i].Service = fmt.Sprintf("svc-%d", i)
 		specs[i].RunID = fmt.Sprintf("demo/svc-%d/staging/%s/run:%d/%0100d", i, specs[i].Action, i, i)
 	}
@@ -230,7 +235,7 @@ func TestRunConcurrentLabels(t *testing.T) {
 	}
 	wg.Wait()
 
-	ns := DefaultNamespace("labels")
+	ns := DefaultNamespace(rt)
 	for i, spec := range specs {
 		require.NoError(t, errs[i], "run %d", i)
 		assert.Equal(t, i, results[i].ExitCode)
@@ -241,7 +246,7 @@ func TestRunConcurrentLabels(t *testing.T) {
 			runner.ActionApply: "apply", runner.ActionFetch: "fetch", runner.ActionGetInfo: "getinfo"}[spec.Action]), job.Name)
 		want := map[string]string{
 			LabelManagedBy: "pvnbot", LabelService: spec.Service, LabelApplication: "demo",
-			LabelReleaseChannel: "staging", LabelRuntime: "labels", LabelAction: string(spec.Action),
+			LabelReleaseChannel: "staging", LabelRuntime: rt, LabelAction: string(spec.Action),
 			LabelCommit: spec.Commit, LabelRunID: LabelValue(spec.RunID),
 		}
 		for k, v := range want {
@@ -265,7 +270,8 @@ func TestRunConcurrentLabels(t *testing.T) {
 func TestRunImagePullFailure(t *testing.T) {
 	ctx := ctxFor(t, time.Minute)
 	r := newRunner(WithClock(newWatchedClock()))
-	spec := taskSpec(t, "pull", runner.ActionApply, "exit 0")
+	rt := runtimeName("pull")
+	spec := taskSpec(t, rt, runner.ActionApply, "exit 0")
 	spec.Image = "registry.example/missing-image:1"
 	start := time.Now()
 	_, err := r.Run(ctx, spec)
@@ -273,7 +279,7 @@ func TestRunImagePullFailure(t *testing.T) {
 	assert.Contains(t, err.Error(), "ImagePullBackOff")
 	assert.Contains(t, err.Error(), "registry.example/missing-image:1")
 	t.Logf("image pull failure reported after %s", time.Since(start))
-	for _, job := range jobsOfRun(t, ctx, DefaultNamespace("pull"), spec.RunID) {
+	for _, job := range jobsOfRun(t, ctx, DefaultNamespace(rt), spec.RunID) {
 		untilJobGone(t, ctx, job.Namespace, job.Name)
 	}
 }
@@ -284,7 +290,8 @@ func TestRunUnschedulable(t *testing.T) {
 	ctx := ctxFor(t, time.Minute)
 	clk := newWatchedClock()
 	r := newRunner(WithClock(clk), WithStartDeadline(2*time.Minute))
-	spec := taskSpec(t, "unschedulable", runner.ActionApply, "")
+	rt := runtimeName("unschedulable")
+	spec := taskSpec(t, rt, runner.ActionApply, "")
 	spec.Image, spec.Entrypoint, spec.Cmd = "", nil, nil
 	spec.Manifest = []byte(`{"apiVersion":"batch/v1","kind":"Job","spec":{"template":{"spec":{
 		"nodeSelector":{"pvnbot.dev/nowhere":"true"},
@@ -296,7 +303,7 @@ func TestRunUnschedulable(t *testing.T) {
 		errc <- err
 	}()
 	clk.waitTimers(t, ctx, 2)
-	untilPod(t, ctx, DefaultNamespace("unschedulable"), spec.RunID, func(p *corev1.Pod) bool {
+	untilPod(t, ctx, DefaultNamespace(rt), spec.RunID, func(p *corev1.Pod) bool {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Reason == corev1.PodReasonUnschedulable {
 				return true
@@ -322,7 +329,8 @@ func TestRunCancelAndTimeout(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			clk := newWatchedClock()
 			r := newRunner(WithClock(clk), WithStartDeadline(time.Hour))
-			spec := taskSpec(t, "cancel", runner.ActionApply, "sleep 300")
+			rt := runtimeName("cancel")
+			spec := taskSpec(t, rt, runner.ActionApply, "sleep 300")
 			spec.Timeout = 10 * time.Minute
 			runCtx, cancel := context.WithCancelCause(ctx)
 			defer cancel(nil)
@@ -332,7 +340,7 @@ func TestRunCancelAndTimeout(t *testing.T) {
 				errc <- err
 			}()
 			clk.waitTimers(t, ctx, 2)
-			pod := untilPod(t, ctx, DefaultNamespace("cancel"), spec.RunID, isRunning)
+			pod := untilPod(t, ctx, DefaultNamespace(rt), spec.RunID, isRunning)
 			stop(clk, cancel)
 			err := <-errc
 			require.Error(t, err)
@@ -355,7 +363,8 @@ func TestRunRestartAwaitsSameJob(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	gate := filepath.Join(t.TempDir(), "gate")
 	require.NoError(t, syscall.Mkfifo(gate, 0o600))
-	spec := taskSpec(t, "restart", runner.ActionApply, `read line < "$GATE"; echo "released: $line"; exit 3`)
+	rt := runtimeName("restart")
+	spec := taskSpec(t, rt, runner.ActionApply, `read line < "$GATE"; echo "released: $line"; exit 3`)
 	spec.Env = append(spec.Env, runner.EnvVar{Name: "GATE", Value: gate})
 
 	first := newRunner()
@@ -365,7 +374,7 @@ func TestRunRestartAwaitsSameJob(t *testing.T) {
 		_, err := first.Run(runCtx, spec)
 		errc <- err
 	}()
-	pod := untilPod(t, ctx, DefaultNamespace("restart"), spec.RunID, isRunning)
+	pod := untilPod(t, ctx, DefaultNamespace(rt), spec.RunID, isRunning)
 	stopBot(ErrDetached)
 	require.ErrorIs(t, <-errc, ErrDetached)
 

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +49,14 @@ func TestMain(m *testing.M) {
 	code := kubetest.Main(m, kubetest.Options{NodePath: binDir + ":/usr/local/bin:/usr/bin:/bin"}, &plane)
 	os.RemoveAll(binDir)
 	os.Exit(code)
+}
+
+var runtimeSeq atomic.Int64
+
+// runtimeName makes a runtime name not used before by this test binary, so
+// that each test, and each -count repetition, has namespaces of its own.
+func runtimeName(base string) string {
+	return fmt.Sprintf("%s-%d", base, runtimeSeq.Add(1))
 }
 
 func newRunner(opts ...Option) *Runner {

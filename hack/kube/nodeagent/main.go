@@ -94,7 +94,7 @@ func run() error {
 	mux := http.NewServeMux()
 	var prov *provider
 	newProvider := func(cfg nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {
-		prov = newLocalProvider(logger, client, cfg.Pods, *path, *workDir, *missingMarker)
+		prov = newLocalProvider(logger, client, cfg, *path, *workDir, *missingMarker)
 		return prov, nil, nil
 	}
 	n, err := nodeutil.NewNode(*nodeName, newProvider,
@@ -103,6 +103,9 @@ func run() error {
 			cfg.HTTPListenAddr = *listen
 			cfg.Handler = mux
 			cfg.NumWorkers = 4
+			// The provider resolves env itself, to report a missing secret
+			// as the kubelet does (CreateContainerConfigError).
+			cfg.SkipDownwardAPIResolution = true
 			cfg.NodeSpec.Status = nodeStatus(host, int32(port))
 			cfg.NodeSpec.Labels["kubernetes.io/os"] = runtime.GOOS
 			cfg.NodeSpec.Labels["kubernetes.io/arch"] = runtime.GOARCH

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +40,7 @@ type provider struct {
 	// lister holds the pods as the apiserver last showed them.
 	lister corev1listers.PodLister
 	client kubernetes.Interface
+	env    *envResolver
 
 	mu      sync.Mutex
 	pods    map[string]*podRun
@@ -58,11 +60,12 @@ type containerRun struct {
 	done    chan struct{} // closed when the process ended or never started
 }
 
-func newLocalProvider(log *slog.Logger, client kubernetes.Interface, lister corev1listers.PodLister, path, workDir, marker string) *provider {
+func newLocalProvider(log *slog.Logger, client kubernetes.Interface, cfg nodeutil.ProviderConfig, path, workDir, marker string) *provider {
 	return &provider{
 		log:     log,
 		client:  client,
-		lister:  lister,
+		lister:  cfg.Pods,
+		env:     &envResolver{client: client, secrets: cfg.Secrets, configMaps: cfg.ConfigMaps},
 		path:    path,
 		workDir: workDir,
 		marker:  marker,
@@ -138,6 +141,11 @@ func allDone(run *podRun) bool {
 // CreatePod starts the pod's containers.
 func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	key := podKey(pod.Namespace, pod.Name)
+	envs := make([][]string, len(pod.Spec.Containers))
+	envErrs := make([]error, len(pod.Spec.Containers))
+	for i, c := range pod.Spec.Containers {
+		envs[i], envErrs[i] = p.env.resolve(ctx, pod, c)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.pods[key]; ok {
@@ -164,8 +172,8 @@ func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	}
 	run := &podRun{pod: pod, dir: dir, containers: map[string]*containerRun{}}
 	p.pods[key] = run
-	for _, c := range pod.Spec.Containers {
-		status := p.startContainer(key, run, c)
+	for i, c := range pod.Spec.Containers {
+		status := p.startContainer(key, run, c, envs[i], envErrs[i])
 		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, status)
 	}
 	updatePhase(pod)
@@ -174,8 +182,10 @@ func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// startContainer starts one container (with p.mu held) and returns its first status.
-func (p *provider) startContainer(key string, run *podRun, c corev1.Container) corev1.ContainerStatus {
+// startContainer starts one container (with p.mu held) and returns its first
+// status. A container whose environment could not be resolved waits, as with
+// the kubelet, with reason CreateContainerConfigError.
+func (p *provider) startContainer(key string, run *podRun, c corev1.Container, env []string, envErr error) corev1.ContainerStatus {
 	cr := &containerRun{logPath: filepath.Join(run.dir, c.Name+".log"), done: make(chan struct{})}
 	run.containers[c.Name] = cr
 	status := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image}
@@ -188,6 +198,12 @@ func (p *provider) startContainer(key string, run *podRun, c corev1.Container) c
 			Message: fmt.Sprintf("failed to pull image %q: not found (pvn-nodeagent: image name contains %q)", c.Image, p.marker),
 		}
 		time.AfterFunc(imageBackOffAfter, func() { p.imageBackOff(key, c.Name) })
+		return status
+	}
+
+	if envErr != nil {
+		close(cr.done)
+		status.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: envErr.Error()}
 		return status
 	}
 
@@ -221,9 +237,7 @@ func (p *provider) startContainer(key string, run *podRun, c corev1.Container) c
 		}
 	}
 	cmd.Env = []string{"PATH=" + p.path, "HOME=" + run.dir, "TMPDIR=" + run.dir, "HOSTNAME=" + run.pod.Name}
-	for _, e := range c.Env {
-		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
-	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -280,7 +294,7 @@ func (p *provider) imageBackOff(key, container string) {
 		return
 	}
 	for i, s := range run.pod.Status.ContainerStatuses {
-		if s.Name == container && s.State.Waiting != nil {
+		if s.Name == container && s.State.Waiting != nil && s.State.Waiting.Reason == "ErrImagePull" {
 			run.pod.Status.ContainerStatuses[i].State.Waiting = &corev1.ContainerStateWaiting{
 				Reason:  "ImagePullBackOff",
 				Message: fmt.Sprintf("Back-off pulling image %q: %s", s.Image, s.State.Waiting.Message),

@@ -41,6 +41,10 @@ const (
 	AnnotationDesiredVersion = "pvnbot.dev/desired-version"
 )
 
+// activeDeadlineMargin is how much longer than the run's timeout the cluster
+// lets a Job run.
+const activeDeadlineMargin = time.Minute
+
 // ContainerName is the name of the container of a taskConfig Job.
 const ContainerName = "job"
 
@@ -167,7 +171,9 @@ func buildJob(spec runner.Spec, timeout time.Duration) (*batchv1.Job, error) {
 		job.Spec.TTLSecondsAfterFinished = new(int32(ttl / time.Second))
 	}
 	if job.Spec.ActiveDeadlineSeconds == nil {
-		job.Spec.ActiveDeadlineSeconds = new(int64((timeout + time.Second - 1) / time.Second))
+		// A backstop for a Job the bot stopped awaiting; the runner's own
+		// timeout comes first and says so.
+		job.Spec.ActiveDeadlineSeconds = new(int64((timeout + activeDeadlineMargin + time.Second - 1) / time.Second))
 	}
 	env := envVars(spec.Env)
 	for i := range tmpl.Spec.Containers {

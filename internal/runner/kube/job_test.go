@@ -85,7 +85,7 @@ func TestBuildJob(t *testing.T) {
 	assert.Equal(t, "shop-apply-", job.GenerateName)
 	assert.Equal(t, int32(0), *job.Spec.BackoffLimit)
 	assert.Equal(t, int32(600), *job.Spec.TTLSecondsAfterFinished)
-	assert.Equal(t, int64(90), *job.Spec.ActiveDeadlineSeconds)
+	assert.Equal(t, int64(150), *job.Spec.ActiveDeadlineSeconds, "the timeout and a margin")
 	pod := job.Spec.Template.Spec
 	assert.Equal(t, corev1.RestartPolicyNever, pod.RestartPolicy)
 	assert.Equal(t, "deployer", pod.ServiceAccountName)

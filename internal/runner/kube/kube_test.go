@@ -284,6 +284,19 @@ func TestRunImagePullFailure(t *testing.T) {
 	}
 }
 
+// A secret that does not exist stops the container from being created: the
+// run ends at once with the reason.
+func TestRunMissingSecret(t *testing.T) {
+	ctx := ctxFor(t, time.Minute)
+	r := newRunner(WithClock(newWatchedClock()))
+	spec := taskSpec(t, runtimeName("no-secret"), runner.ActionApply, "exit 0")
+	spec.Env = append(spec.Env, runner.EnvVar{Name: "TOKEN", SecretRef: &runner.SecretRef{Name: "absent", Key: "token"}})
+	_, err := r.Run(ctx, spec)
+	require.ErrorIs(t, err, ErrNotStarted)
+	assert.Contains(t, err.Error(), "CreateContainerConfigError")
+	assert.Contains(t, err.Error(), `"absent" not found`)
+}
+
 // A pod that cannot be scheduled fails the run at the start deadline, with
 // the scheduler's reason.
 func TestRunUnschedulable(t *testing.T) {

@@ -31,6 +31,11 @@ type Options struct {
 	MaxParallelJobs int
 	// NewRunID makes job run IDs; default: 20 random hex digits.
 	NewRunID func() string
+	// CheckAllOnStart makes the step of every live target due when the
+	// engine starts: a converged target with fetch fetches again, so that
+	// drift made while the bot was down is found at once rather than at the
+	// next steady-state poll.
+	CheckAllOnStart bool
 }
 
 // Engine converges every target of the desired set. Its methods are safe for
@@ -54,6 +59,9 @@ type Engine struct {
 	queueSeq  int64
 	running   int // jobs in flight under Run
 	outbox    []store.TargetState
+	// activity is closed, and replaced, at the next change of what the
+	// engine does: see Idle.
+	activity chan struct{}
 
 	flushMu sync.Mutex
 	wake    chan struct{}
@@ -69,6 +77,7 @@ type target struct {
 
 	queued    bool // in its runtime's concurrency queue
 	holdsSlot bool // an apply to resume after a restart already holds a slot
+	lostApply bool // fetch decides about an apply whose result a restart lost
 	reported  visible
 }
 
@@ -115,7 +124,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if e.newRunID == nil {
 		e.newRunID = randomID
 	}
-	if err := e.load(ctx); err != nil {
+	if err := e.load(ctx, opts.CheckAllOnStart); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -128,8 +137,10 @@ func randomID() string {
 }
 
 // load rebuilds the engine from the store, resolving what a restart
-// interrupted: applies in flight are resumed by the next step.
-func (e *Engine) load(ctx context.Context) error {
+// interrupted: applies in flight are resumed by the next step, a first
+// fetch cut short runs again. With checkAll every live target that has a
+// step to take takes it now.
+func (e *Engine) load(ctx context.Context, checkAll bool) error {
 	states, err := e.store.LoadTargets(ctx)
 	if err != nil {
 		return fmt.Errorf("load target states: %w", err)
@@ -164,6 +175,10 @@ func (e *Engine) load(ctx context.Context) error {
 			if st.Status == store.StatusWaitingConcurrency {
 				waiting = append(waiting, t)
 			}
+		case st.Status == store.StatusPending, st.Status == store.StatusFetching && st.NextDue.IsZero():
+			t.st.NextDue = now // the first fetch was cut short, or never started
+		case checkAll && (st.Target.Fetch != nil || !st.NextDue.IsZero()) && (st.NextDue.IsZero() || st.NextDue.After(now)):
+			t.st.NextDue = now
 		}
 		e.reschedule(t)
 	}
@@ -251,6 +266,7 @@ func (e *Engine) setTarget(ctx context.Context, tg desired.Target, seq int64, no
 		}
 		e.dequeue(t)
 		t.st.Target = tg
+		t.lostApply = false
 	}
 	t.st.DesiredSeq, t.st.LatestSeq = seq, seq
 	t.st.ApplyStartedAt = time.Time{}
@@ -306,6 +322,30 @@ func (e *Engine) flush(ctx context.Context) {
 	}
 	for _, st := range out {
 		e.reporter.TargetChanged(ctx, st)
+	}
+}
+
+// Idle reports whether no job runs and no step is due now. The channel is
+// closed at the next change that may end or start idleness (a job starts or
+// ends, a step is taken, the desired set changes, a recheck): wait on it,
+// then ask again. A caller that also reads Snapshot can tell that nothing
+// happened in between when the channel is still open afterwards.
+func (e *Engine) Idle() (bool, <-chan struct{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.activity == nil {
+		e.activity = make(chan struct{})
+	}
+	next := e.nextDue()
+	idle := e.running == 0 && (next.IsZero() || next.After(e.clock.Now()))
+	return idle, e.activity
+}
+
+// changed tells Idle's waiters that something happened. Called with e.mu held.
+func (e *Engine) changed() {
+	if e.activity != nil {
+		close(e.activity)
+		e.activity = nil
 	}
 }
 

@@ -136,6 +136,7 @@ type recordingStore struct {
 	*store.Memory
 	mu    sync.Mutex
 	saved map[string]bool
+	saves int
 }
 
 func stateID(st store.TargetState) string {
@@ -146,8 +147,16 @@ func stateID(st store.TargetState) string {
 func (s *recordingStore) SaveTarget(ctx context.Context, st store.TargetState) error {
 	s.mu.Lock()
 	s.saved[stateID(st)] = true
+	s.saves++
 	s.mu.Unlock()
 	return s.Memory.SaveTarget(ctx, st)
+}
+
+// saveCount is how many target states were saved so far.
+func (s *recordingStore) saveCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saves
 }
 
 func (s *recordingStore) wasSaved(st store.TargetState) bool {
@@ -217,11 +226,14 @@ func newWorld(t *testing.T) *world {
 }
 
 // restart makes a new engine over the same store, as after a bot restart.
-func (w *world) restart() {
-	e, err := New(w.ctx, Options{
-		Runner: w.runner, Store: w.store, Reporter: w.reporter, Clock: w.clock,
-		NewRunID: func() string { w.runIDs++; return fmt.Sprintf("run-%d", w.runIDs) },
-	})
+func (w *world) restart() { w.restartWith(Options{}) }
+
+// restartWith restarts with opts, whose Runner, Store, Reporter, Clock and
+// NewRunID are the world's.
+func (w *world) restartWith(opts Options) {
+	opts.Runner, opts.Store, opts.Reporter, opts.Clock = w.runner, w.store, w.reporter, w.clock
+	opts.NewRunID = func() string { w.runIDs++; return fmt.Sprintf("run-%d", w.runIDs) }
+	e, err := New(w.ctx, opts)
 	require.NoError(w.t, err)
 	w.e = e
 }

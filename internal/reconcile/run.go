@@ -9,6 +9,7 @@ import (
 
 	"github.com/pvnbot/pvnbot/internal/clock"
 	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/runner"
 )
 
 // Result says when a target needs its next step.
@@ -115,8 +116,9 @@ func (e *Engine) Settle(ctx context.Context) error {
 
 // Run drives every target until ctx is cancelled, with at most
 // MaxParallelJobs jobs at once, each in its own goroutine. On return no job
-// of the engine runs any more; an apply cut short by the cancellation stays
-// recorded as started, and the next engine resolves it.
+// of the engine runs any more: a fetch or getInfo cut short by the
+// cancellation is recorded as interrupted; an apply stays recorded as
+// started, with a note, and the next engine resolves it.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var timer clock.Timer
@@ -163,6 +165,24 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// interrupted records a job that Run's cancellation cut short: a fetch or
+// getInfo is finished as interrupted; an apply stays recorded as started,
+// with a note, and the next engine resolves it (fetch decides, or it runs
+// again).
+func (e *Engine) interrupted(ctx context.Context, j *job, res runner.Result, runErr error) {
+	run := j.run
+	res, _ = redactResult(res, runErr, j.spec.Env)
+	run.OutputTail = tail(res.Stdout, res.Stderr)
+	if run.Action == runner.ActionApply {
+		run.Note = joinNote(run.Note, "interrupted: the bot stopped while it ran; the next start resolves it")
+	} else {
+		run.Finished, run.ExitCode, run.Error = e.clock.Now(), -1, "interrupted: the bot stopped while it ran"
+	}
+	if err := e.store.FinishRun(ctx, run); err != nil {
+		e.log.ErrorContext(ctx, "record interrupted job run", "target", run.Key.String(), "run", run.ID, "err", err)
+	}
+}
+
 // runAsync runs j and the jobs it leads to.
 func (e *Engine) runAsync(ctx context.Context, j *job, wg *sync.WaitGroup) {
 	defer wg.Done()
@@ -171,10 +191,12 @@ func (e *Engine) runAsync(ctx context.Context, j *job, wg *sync.WaitGroup) {
 		res, rerr := e.runner.Run(ctx, j.spec)
 		e.mu.Lock()
 		if ctx.Err() != nil {
-			// Shutting down: the result is not trusted; a restart resolves it.
+			// Shutting down: the result is not trusted.
 			j.target.job = nil
 			e.running--
+			e.changed()
 			e.mu.Unlock()
+			e.interrupted(context.WithoutCancel(ctx), j, res, rerr)
 			return
 		}
 		t := j.target

@@ -50,6 +50,7 @@ func dueOf(t *target) time.Time {
 
 // reschedule puts t in the schedule at its due time, or takes it out.
 func (e *Engine) reschedule(t *target) {
+	e.changed()
 	due := dueOf(t)
 	if due.IsZero() {
 		if t.heapIndex >= 0 {

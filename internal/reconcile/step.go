@@ -161,8 +161,12 @@ func (e *Engine) resumeApply(ctx context.Context, t *target, now time.Time) (*jo
 		return e.gate(ctx, t, "apply again", now)
 	}
 	if st.Target.Fetch != nil {
+		// An apply that never reported is not one that ran and did not
+		// converge: no grace period for it.
 		e.lostRun(ctx, t, "result not recorded (bot restarted): fetch decides")
 		st.Running = store.RunRef{}
+		st.ApplyStartedAt = time.Time{}
+		t.lostApply = true
 		e.setStatus(t, store.StatusConverging, "restarted during apply: fetch decides", now)
 		return e.start(ctx, t, runner.ActionFetch, now)
 	}
@@ -314,6 +318,9 @@ func (e *Engine) fetched(ctx context.Context, t *target, res runner.Result, out 
 	st := &t.st
 	p := st.Target.Policy
 	v, msg := fetchVerdict(p.FetchMode, st.Target.DesiredVersion, res, out)
+	if v != verdictError {
+		defer func() { t.lostApply = false }()
+	}
 	switch v {
 	case verdictError:
 		st.FetchFailures++
@@ -327,6 +334,9 @@ func (e *Engine) fetched(ctx context.Context, t *target, res runner.Result, out 
 	why := "fetch reports drift"
 	if msg != "" {
 		why += ": " + msg
+	}
+	if t.lostApply {
+		why += " after an apply whose result was not recorded (bot restarted): apply again"
 	}
 	if !st.ApplyStartedAt.IsZero() {
 		grace := graceperiod(p)

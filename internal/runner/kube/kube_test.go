@@ -17,7 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/pvnbot/pvnbot/internal/runner"
 )
@@ -295,6 +297,37 @@ func TestRunMissingSecret(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotStarted)
 	assert.Contains(t, err.Error(), "CreateContainerConfigError")
 	assert.Contains(t, err.Error(), `"absent" not found`)
+}
+
+// A pod the Job controller cannot create (its service account is missing)
+// fails the run at the start deadline, with the reason from the Job's events.
+func TestRunPodNotCreated(t *testing.T) {
+	ctx := ctxFor(t, time.Minute)
+	clk := newWatchedClock()
+	r := newRunner(WithClock(clk))
+	rt := runtimeName("no-sa")
+	spec := taskSpec(t, rt, runner.ActionApply, "exit 0")
+	spec.ServiceAccount = "deployer"
+
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.Run(ctx, spec)
+		errc <- err
+	}()
+	clk.waitTimers(t, ctx, 2)
+	events := plane.Client.CoreV1().Events(DefaultNamespace(rt))
+	w, err := events.Watch(ctx, metav1.ListOptions{FieldSelector: "reason=FailedCreate"})
+	require.NoError(t, err)
+	defer w.Stop()
+	if list, err := events.List(ctx, metav1.ListOptions{FieldSelector: "reason=FailedCreate"}); err != nil || len(list.Items) == 0 {
+		_, err = watchtools.UntilWithoutRetry(ctx, w, func(e watch.Event) (bool, error) { return true, nil })
+		require.NoError(t, err)
+	}
+	clk.Advance(DefaultStartDeadline)
+	err = <-errc
+	require.ErrorIs(t, err, ErrNotStarted)
+	assert.Contains(t, err.Error(), "FailedCreate")
+	assert.Contains(t, err.Error(), `serviceaccount "deployer" not found`)
 }
 
 // A pod that cannot be scheduled fails the run at the start deadline, with

@@ -199,9 +199,8 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		r.log.InfoContext(ctx, "awaiting job started earlier", "namespace", ns, "job", existing.Name, "runID", spec.RunID)
 		job = existing
 	} else {
-		job, err = client.BatchV1().Jobs(ns).Create(ctx, job, metav1CreateOptions)
-		if err != nil {
-			return runner.Result{}, fmt.Errorf("create job in namespace %s: %w", ns, err)
+		if job, err = createJob(ctx, client, job, spec); err != nil {
+			return runner.Result{}, err
 		}
 		r.log.InfoContext(ctx, "job created", "namespace", ns, "job", job.Name, "runID", spec.RunID, "action", spec.Action)
 	}

@@ -63,6 +63,11 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 				assert.Equal(t, "apply v1\n", string(data))
 			},
 		},
+		"sensitive value": {
+			action: runner.ActionApply, script: `echo "password=$PVN_PARAM_PASSWORD"`,
+			env:      []runner.EnvVar{{Name: "PVN_PARAM_PASSWORD", Value: "hunter2", Sensitive: true}},
+			wantCode: 0, wantOut: "password=hunter2\n",
+		},
 		"secret reference": {
 			action: runner.ActionApply, script: `echo "token=$TOKEN" >&2; exit 7`,
 			env:      []runner.EnvVar{{Name: "TOKEN", SecretRef: &runner.SecretRef{Name: "deploy", Key: "token"}, Sensitive: true}},
@@ -81,6 +86,18 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 			assert.False(t, res.Finished.Before(res.Started))
 			if tc.check != nil {
 				tc.check(t)
+			}
+			jobs := jobsOfRun(t, ctx, ns, spec.RunID)
+			require.Len(t, jobs, 1)
+			for _, e := range jobs[0].Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "PVN_PARAM_PASSWORD" {
+					assert.Empty(t, e.Value, "a sensitive value is not written into the Job")
+					require.NotNil(t, e.ValueFrom)
+					secret, err := plane.Client.CoreV1().Secrets(ns).Get(ctx, e.ValueFrom.SecretKeyRef.Name, metav1.GetOptions{})
+					require.NoError(t, err)
+					require.Len(t, secret.OwnerReferences, 1)
+					assert.Equal(t, jobs[0].UID, secret.OwnerReferences[0].UID, "the Job owns the secret")
+				}
 			}
 		})
 	}

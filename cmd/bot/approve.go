@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"strings"
 
 	"github.com/pvnbot/pvnbot/internal/localmode"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
@@ -25,6 +24,7 @@ func runApprove(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bot approve [--state FILE | --repo DIR] [--as NAME] <application> <channel> [service ...]")
 		fmt.Fprintln(stderr, "\nApproves the targets of a release channel waiting for a manual approval (all, or the services named).")
+		fmt.Fprintln(stderr, "The approval is stored at once; a running bot run takes it within its --poll interval.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -55,9 +55,6 @@ func runApprove(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case err != nil:
 		fmt.Fprintf(stderr, "bot approve: %v\n", err)
 		return 1
-	case res.Pending:
-		fmt.Fprintf(stdout, "approval of %s/%s %s is queued: the running bot run has not taken it yet; it will\n",
-			req.Application, req.ReleaseChannel, strings.Join(req.Services, " "))
 	}
 	return 0
 }

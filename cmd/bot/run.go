@@ -28,6 +28,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bot run --repo DIR [--branch B] [--state FILE] [--once] [--pass-env NAME]... [--poll 2s]")
 		fmt.Fprintln(stderr, "\nDeploys each new commit of a local repository's branch with local processes, and keeps it converged.")
+		fmt.Fprintln(stderr, "State is a SQLite file (WAL, synchronous=NORMAL): it survives the bot being killed at any point;")
+		fmt.Fprintln(stderr, "a power loss may roll back its last transitions (never corrupt it), and the bot then repeats them.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

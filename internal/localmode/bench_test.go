@@ -60,6 +60,13 @@ func (c *converged) TargetChanged(_ context.Context, st store.TargetState) {
 // runs the same 1,000 processes with `xargs -P` at the same concurrency, in
 // one run. ratio is engine time over shell time (goal ≤ 1.05).
 func BenchmarkConverge1000VersusShell(b *testing.B) {
+	b.Run("synchronous=NORMAL", func(b *testing.B) { converge1000VersusShell(b, store.WithSynchronousNormal()) })
+	b.Run("synchronous=FULL", func(b *testing.B) { converge1000VersusShell(b) })
+}
+
+// converge1000VersusShell is BenchmarkConverge1000VersusShell with the
+// state file opened with opts; `bot run` uses synchronous=NORMAL.
+func converge1000VersusShell(b *testing.B, opts ...store.SQLiteOption) {
 	const n = 1000
 	repo, sha := manyTargets(b, n)
 	targets, problems, err := localmode.Render(repo.Open(), sha)
@@ -70,7 +77,7 @@ func BenchmarkConverge1000VersusShell(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		dir := b.TempDir()
-		st, err := store.OpenSQLite(ctx, filepath.Join(dir, "state.db"))
+		st, err := store.OpenSQLite(ctx, filepath.Join(dir, "state.db"), opts...)
 		require.NoError(b, err)
 		worktrees := gitrepo.NewWorktrees(repo.Open(), filepath.Join(dir, "worktrees"))
 		report := &converged{want: n, done: make(chan struct{})}

@@ -24,9 +24,9 @@ import (
 // crashRepo has two runtimes: "checked" with fetch (a restart lets fetch
 // decide about an apply whose result was lost) and "blind" without (the
 // apply runs again, unless its success was recorded). A bot killed after
-// recording an apply and before starting it leaves fetch reporting drift:
-// the apply runs again once the convergence grace period, short here, has
-// passed since it was recorded. Every job writes
+// recording an apply and before it ended leaves fetch reporting drift: the
+// apply runs again at once, without waiting for the convergence grace period
+// (default here, 10 minutes), as the apply never reported. Every job writes
 // "start" and "end" lines to the fifo $E2E_EVENTS: the test counts them to
 // kill the bot at a chosen point.
 const crashConfigs = `runtime:
@@ -40,7 +40,6 @@ const crashConfigs = `runtime:
       pollInterval: 0.1s
       steadyStatePollInterval: 1h
     parameters: [{name: version, string: {defaultValue: "1"}}]
-    convergenceGracePeriod: 1s
 ---
 runtime:
   name: blind

@@ -20,7 +20,7 @@ import (
 	"github.com/pvnbot/pvnbot/internal/store"
 )
 
-// DefaultPoll is how often the branch and the approval inbox are looked at.
+// DefaultPoll is how often the branch and the stored approvals are looked at.
 const DefaultPoll = 2 * time.Second
 
 // StateDir is the folder, inside the repository, of the default state file.
@@ -101,7 +101,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	defer lock.release()
 
-	st, err := store.OpenSQLite(ctx, opts.StatePath)
+	// WAL with synchronous=NORMAL: a commit survives the process being
+	// killed (the crash test proves it), not a power loss, which may roll
+	// back the last few transitions (never corrupt the file). The engine
+	// then repeats a little work; `bot serve` keeps FULL.
+	st, err := store.OpenSQLite(ctx, opts.StatePath, store.WithSynchronousNormal())
 	if err != nil {
 		return Result{}, err
 	}
@@ -114,20 +118,20 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	progress.Seed(saved)
 
 	worktrees := gitrepo.NewWorktrees(repo, filepath.Join(filepath.Dir(opts.StatePath), "worktrees"))
-	tracked := newTracked(st, time.Now)
 	engine, err := reconcile.New(ctx, reconcile.Options{
 		Runner:          local.New(worktrees, local.WithPassEnv(opts.PassEnv...), local.WithLogger(opts.Logger)),
-		Store:           tracked,
+		Store:           st,
 		Reporter:        progress,
 		Logger:          opts.Logger,
 		MaxParallelJobs: opts.MaxParallelJobs,
+		// Drift made while the bot was down is found at start.
+		CheckAllOnStart: true,
 	})
 	if err != nil {
 		return Result{}, err
 	}
 	m := &mode{
-		opts: opts, engine: engine, tracked: tracked, progress: progress,
-		inbox: inboxDir(opts.StatePath),
+		opts: opts, engine: engine, progress: progress,
 		ingester: &ingester{
 			repo: repo, repoKey: repoDir, branch: opts.Branch, log: st,
 			engine: engine, progress: progress,
@@ -141,10 +145,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 type mode struct {
 	opts     Options
 	engine   *reconcile.Engine
-	tracked  *tracked
 	progress *Progress
 	ingester *ingester
-	inbox    string
 }
 
 func (m *mode) run(ctx context.Context) (Result, error) {
@@ -161,8 +163,12 @@ func (m *mode) run(ctx context.Context) (Result, error) {
 	var runErr error
 loop:
 	for {
-		if m.opts.Once && m.settled() {
-			break
+		var changed <-chan struct{} // nil, never ready, unless Once
+		if m.opts.Once {
+			var done bool
+			if done, changed = m.settled(); done {
+				break
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -170,22 +176,19 @@ loop:
 		case runErr = <-engineDone:
 			engineDone = nil
 			break loop
-		case <-m.tracked.changed:
+		case <-changed:
 		case <-ticker.C:
 			if err := m.poll(ctx); err != nil && ctx.Err() == nil {
 				m.opts.Logger.Error("look for new commits and approvals", "err", err)
 			}
 		}
 	}
-	stopEngine()
+	stopEngine() // jobs cut short are recorded as interrupted by the engine
 	if engineDone != nil {
 		runErr = <-engineDone
 	}
 	res := Result{States: m.engine.Snapshot(), Interrupted: ctx.Err() != nil}
 	if res.Interrupted {
-		if err := m.tracked.recordInterrupted(context.WithoutCancel(ctx), "bot run was stopped"); err != nil {
-			runErr = errors.Join(runErr, err)
-		}
 		m.progress.Note("stopped; the next bot run carries on from here")
 	}
 	for _, st := range res.States {
@@ -203,31 +206,35 @@ loop:
 	return res, runErr
 }
 
-// poll ingests new commits of the branch and hands waiting approvals to
-// the engine.
+// poll ingests new commits of the branch and has the engine read again the
+// approvals `bot approve` stored meanwhile.
 func (m *mode) poll(ctx context.Context) error {
-	return errors.Join(m.ingester.catchUp(ctx), processInbox(ctx, m.inbox, m.engine))
+	return errors.Join(m.ingester.catchUp(ctx), m.engine.Recheck(ctx))
 }
 
-// settled reports whether nothing is left to do now: no job runs, no step
-// is due, and every target is converged, waiting (for an approval or an
-// upstream channel that is itself settled) or failed. The state is read
-// between two looks at the store's writes, so a step taken meanwhile is
-// never missed.
-func (m *mode) settled() bool {
-	before, idle := m.tracked.quiet()
+// settled reports whether nothing is left to do now: the engine is idle (no
+// job runs, no step is due) and every target is converged, waiting (for an
+// approval or an upstream channel that is itself settled) or failed. When
+// not, the channel is closed at the engine's next change. The states are
+// read between two looks at the engine, so a step taken meanwhile is never
+// missed.
+func (m *mode) settled() (bool, <-chan struct{}) {
+	idle, changed := m.engine.Idle()
 	if !idle {
-		return false
+		return false, changed
 	}
-	states := m.engine.Snapshot()
 	now := time.Now()
-	for _, st := range states {
+	for _, st := range m.engine.Snapshot() {
 		if !settled(st, now) {
-			return false
+			return false, changed
 		}
 	}
-	after, idle := m.tracked.quiet()
-	return idle && after == before
+	select {
+	case <-changed:
+		return false, changed
+	default:
+		return true, changed
+	}
 }
 
 func settled(st store.TargetState, now time.Time) bool {

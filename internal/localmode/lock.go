@@ -12,12 +12,13 @@ import (
 var errLocked = errors.New("state is in use by another process")
 
 // stateLock is an exclusive lock on a state file, held by `bot run` for its
-// whole life and by `bot approve` for a moment when no `bot run` runs. The
-// kernel drops it when the process dies, even by SIGKILL.
+// whole life, so that one engine at a time drives the targets (`bot status`
+// and `bot approve` only go through SQLite). The kernel drops it when the
+// process dies, even by SIGKILL.
 type stateLock struct{ f *os.File }
 
 // tryLock takes the lock of the state file at path, waiting up to wait for
-// a holder that lets go (a `bot approve` holds it briefly).
+// a holder that lets go (a `bot run` that is stopping).
 func tryLock(path string, wait time.Duration) (*stateLock, error) {
 	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

@@ -468,3 +468,15 @@ func TestRunUnknownProxyRuntime(t *testing.T) {
 	_, err := newRunner().Run(t.Context(), spec)
 	require.EqualError(t, err, `proxy runtime "prod-cluster" is not a linked Kubernetes runtime (linked: test-cluster)`)
 }
+
+func TestNewClients(t *testing.T) {
+	clients, err := NewClients([]Cluster{{Name: cluster, Kubeconfig: plane.Kubeconfig, Context: "kubetest"}})
+	require.NoError(t, err)
+	res, err := New(clients).Run(ctxFor(t, time.Minute), taskSpec(t, runtimeName("kubeconfig"), runner.ActionFetch, "exit 2"))
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.ExitCode)
+
+	_, err = NewClients([]Cluster{{Name: "prod", Kubeconfig: plane.Kubeconfig, Context: "nope"}})
+	require.ErrorContains(t, err, `kubernetes runtime prod: load kubeconfig`)
+	require.ErrorContains(t, err, `"nope"`)
+}

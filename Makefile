@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 PKGS    := ./...
 
-.PHONY: build test lint demo fuzz bench clean
+.PHONY: build test lint demo kube-bin bench clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/bot
@@ -12,8 +12,16 @@ build:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd hack/kube/nodeagent && $(GO) vet ./...
 
-test: lint
+# The binaries of the test control plane (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, pvn-nodeagent), built once into
+# ~/.cache/pvnbot/kube/<version>/bin: about 20 minutes the first time, then
+# nothing to do.
+kube-bin:
+	hack/kube/build.sh >/dev/null
+
+test: lint kube-bin
 	$(GO) test -race -count=1 $(PKGS)
 
 demo: build

@@ -6,6 +6,7 @@
 package runner
 
 import (
+	"errors"
 	"time"
 )
 
@@ -92,3 +93,11 @@ type Result struct {
 
 // ExitCodeDrift is fetch's exit code for "not at the desired state".
 const ExitCodeDrift = 2
+
+// ErrDetached is the cause to cancel a run's context with
+// (context.WithCancelCause) when the bot stops awaiting a job without
+// stopping it, as when it shuts down: a backend that can (Kubernetes) leaves
+// the job running, and a later run with the same RunID awaits it instead of
+// starting another. A backend that cannot (local processes) stops the job as
+// on any cancellation.
+var ErrDetached = errors.New("stopped awaiting the job, left running")

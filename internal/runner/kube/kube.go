@@ -40,12 +40,9 @@ var (
 	// start: unschedulable past the start deadline, image pull failure,
 	// pod creation refused. The error says why; the Job is deleted.
 	ErrNotStarted = errors.New("job did not start")
-	// ErrDetached is the cause to cancel Run's context with
-	// (context.WithCancelCause) when the bot stops awaiting a Job without
-	// stopping it, for instance when it shuts down: the Job is left running,
-	// and a later Run with the same RunID awaits it instead of creating
-	// another. Any other cancellation deletes the Job.
-	ErrDetached = errors.New("stopped awaiting the job, left running")
+	// ErrDetached is runner.ErrDetached: cancel Run's context with it as the
+	// cause to leave the Job running; any other cancellation deletes it.
+	ErrDetached = runner.ErrDetached
 )
 
 // Runner runs jobs as Kubernetes Jobs, in the cluster named by each Spec's

@@ -60,6 +60,38 @@ func (m *Memory) SaveTarget(ctx context.Context, st TargetState) error {
 	return nil
 }
 
+// SaveTargets implements Store.
+func (m *Memory) SaveTargets(ctx context.Context, states []TargetState, runs []JobRun) error {
+	encoded := make([][]byte, len(states))
+	for i, st := range states {
+		data, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("encode target %s: %w", st.Key(), err)
+		}
+		encoded[i] = data
+	}
+	encodedRuns := make([][]byte, len(runs))
+	for i, run := range runs {
+		if run.ID == "" {
+			return fmt.Errorf("save job run: empty ID")
+		}
+		data, err := json.Marshal(run)
+		if err != nil {
+			return fmt.Errorf("encode job run %s: %w", run.ID, err)
+		}
+		encodedRuns[i] = data
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, st := range states {
+		m.targets[st.Key()] = encoded[i]
+	}
+	for i, run := range runs {
+		m.putEncodedRun(run.ID, encodedRuns[i])
+	}
+	return nil
+}
+
 // StartRun implements Store.
 func (m *Memory) StartRun(ctx context.Context, run JobRun) error {
 	return m.putRun(run)
@@ -80,14 +112,18 @@ func (m *Memory) putRun(run JobRun) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r, ok := m.runs[run.ID]
+	m.putEncodedRun(run.ID, data)
+	return nil
+}
+
+func (m *Memory) putEncodedRun(id string, data []byte) {
+	r, ok := m.runs[id]
 	if !ok {
 		m.runSeq++
 		r.seq = m.runSeq
 	}
 	r.data = data
-	m.runs[run.ID] = r
-	return nil
+	m.runs[id] = r
 }
 
 // Run implements Store.

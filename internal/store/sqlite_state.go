@@ -39,23 +39,83 @@ func (s *SQLite) LoadTargets(ctx context.Context) ([]TargetState, error) {
 	return out, nil
 }
 
-// SaveTarget implements Store.
-func (s *SQLite) SaveTarget(ctx context.Context, st TargetState) error {
+const upsertTarget = `INSERT INTO targets
+	(application, service, release_channel, status, message, commit_sha, digest, updated_at, data)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (application, service, release_channel) DO UPDATE SET
+	status = excluded.status, message = excluded.message, commit_sha = excluded.commit_sha,
+	digest = excluded.digest, updated_at = excluded.updated_at, data = excluded.data`
+
+func targetArgs(st TargetState) ([]any, error) {
 	data, err := json.Marshal(st)
 	if err != nil {
-		return fmt.Errorf("encode target %s: %w", st.Key(), err)
+		return nil, fmt.Errorf("encode target %s: %w", st.Key(), err)
 	}
 	k := st.Key()
-	_, err = s.write(ctx, `INSERT INTO targets
-		(application, service, release_channel, status, message, commit_sha, digest, updated_at, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (application, service, release_channel) DO UPDATE SET
-		status = excluded.status, message = excluded.message, commit_sha = excluded.commit_sha,
-		digest = excluded.digest, updated_at = excluded.updated_at, data = excluded.data`,
-		k.Application, k.Service, k.ReleaseChannel, string(st.Status), st.Message,
-		st.Target.Commit, st.Target.Digest, dbTime(st.UpdatedAt), string(data))
+	return []any{k.Application, k.Service, k.ReleaseChannel, string(st.Status), st.Message,
+		st.Target.Commit, st.Target.Digest, dbTime(st.UpdatedAt), string(data)}, nil
+}
+
+// SaveTarget implements Store.
+func (s *SQLite) SaveTarget(ctx context.Context, st TargetState) error {
+	args, err := targetArgs(st)
 	if err != nil {
-		return fmt.Errorf("save target %s: %w", k, err)
+		return err
+	}
+	if _, err := s.write(ctx, upsertTarget, args...); err != nil {
+		return fmt.Errorf("save target %s: %w", st.Key(), err)
+	}
+	return nil
+}
+
+// SaveTargets implements Store. The rows are encoded before the
+// transaction starts, so that it holds the write lock only to write them.
+func (s *SQLite) SaveTargets(ctx context.Context, states []TargetState, runs []JobRun) error {
+	targetRows := make([][]any, len(states))
+	for i, st := range states {
+		args, err := targetArgs(st)
+		if err != nil {
+			return err
+		}
+		targetRows[i] = args
+	}
+	runRows := make([][]any, len(runs))
+	for i, run := range runs {
+		args, err := runArgs("save", run)
+		if err != nil {
+			return err
+		}
+		runRows[i] = args
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := execRows(ctx, tx, upsertTarget, targetRows); err != nil {
+			return fmt.Errorf("save targets: %w", err)
+		}
+		if err := execRows(ctx, tx, upsertRun, runRows); err != nil {
+			return fmt.Errorf("save job runs: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save %d targets and %d job runs: %w", len(states), len(runs), err)
+	}
+	return nil
+}
+
+// execRows runs query, prepared once, with each row of arguments.
+func execRows(ctx context.Context, tx *sql.Tx, query string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, args := range rows {
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -70,15 +130,27 @@ func (s *SQLite) FinishRun(ctx context.Context, run JobRun) error {
 	return s.putRun(ctx, "finish", run)
 }
 
-func (s *SQLite) putRun(ctx context.Context, verb string, run JobRun) error {
+const upsertRun = `INSERT INTO job_runs
+	(id, application, service, release_channel, action, commit_sha, digest, desired_version,
+	 started, finished, exit_code, error, output_tail, approved_by, note)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET
+	application = excluded.application, service = excluded.service,
+	release_channel = excluded.release_channel, action = excluded.action,
+	commit_sha = excluded.commit_sha, digest = excluded.digest,
+	desired_version = excluded.desired_version, started = excluded.started,
+	finished = excluded.finished, exit_code = excluded.exit_code, error = excluded.error,
+	output_tail = excluded.output_tail, approved_by = excluded.approved_by, note = excluded.note`
+
+func runArgs(verb string, run JobRun) ([]any, error) {
 	if run.ID == "" {
-		return fmt.Errorf("%s job run: empty ID", verb)
+		return nil, fmt.Errorf("%s job run: empty ID", verb)
 	}
 	var approvedBy any
 	if run.ApprovedBy != nil {
 		b, err := json.Marshal(run.ApprovedBy)
 		if err != nil {
-			return fmt.Errorf("%s job run %s: encode approvers: %w", verb, run.ID, err)
+			return nil, fmt.Errorf("%s job run %s: encode approvers: %w", verb, run.ID, err)
 		}
 		approvedBy = string(b)
 	}
@@ -86,21 +158,17 @@ func (s *SQLite) putRun(ctx context.Context, verb string, run JobRun) error {
 	if run.Finished.IsZero() && run.ExitCode == 0 {
 		exitCode = nil
 	}
-	_, err := s.write(ctx, `INSERT INTO job_runs
-		(id, application, service, release_channel, action, commit_sha, digest, desired_version,
-		 started, finished, exit_code, error, output_tail, approved_by, note)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET
-		application = excluded.application, service = excluded.service,
-		release_channel = excluded.release_channel, action = excluded.action,
-		commit_sha = excluded.commit_sha, digest = excluded.digest,
-		desired_version = excluded.desired_version, started = excluded.started,
-		finished = excluded.finished, exit_code = excluded.exit_code, error = excluded.error,
-		output_tail = excluded.output_tail, approved_by = excluded.approved_by, note = excluded.note`,
-		run.ID, run.Key.Application, run.Key.Service, run.Key.ReleaseChannel, string(run.Action),
+	return []any{run.ID, run.Key.Application, run.Key.Service, run.Key.ReleaseChannel, string(run.Action),
 		run.Commit, run.Digest, run.DesiredVersion, dbTime(run.Started), dbTime(run.Finished),
-		exitCode, run.Error, run.OutputTail, approvedBy, run.Note)
+		exitCode, run.Error, run.OutputTail, approvedBy, run.Note}, nil
+}
+
+func (s *SQLite) putRun(ctx context.Context, verb string, run JobRun) error {
+	args, err := runArgs(verb, run)
 	if err != nil {
+		return err
+	}
+	if _, err := s.write(ctx, upsertRun, args...); err != nil {
 		return fmt.Errorf("%s job run %s: %w", verb, run.ID, err)
 	}
 	return nil

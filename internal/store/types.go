@@ -214,6 +214,11 @@ type Store interface {
 	LoadTargets(ctx context.Context) ([]TargetState, error)
 	// SaveTarget inserts or replaces the state of st.Key().
 	SaveTarget(ctx context.Context, st TargetState) error
+	// SaveTargets inserts or replaces the states of several targets and
+	// inserts or replaces job runs by ID, in one transaction: every write
+	// is committed, or none. A later state of the same key, or run of the
+	// same ID, replaces an earlier one of the same call.
+	SaveTargets(ctx context.Context, states []TargetState, runs []JobRun) error
 
 	// StartRun inserts a job run, or replaces the one with the same ID.
 	StartRun(ctx context.Context, run JobRun) error

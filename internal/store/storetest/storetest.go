@@ -32,6 +32,8 @@ func Run(t *testing.T, open Open) {
 		"runs are listed newest first with a limit": runsOrder,
 		"approvals are kept per target and digest":  approvalsFilter,
 		"approvals are consumed once by one run":    approvalsConsume,
+		"a batch saves targets and runs at once":    batchSaves,
+		"a batch with a bad run saves nothing":      batchAllOrNothing,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -236,4 +238,40 @@ func approvalsConsume(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	assert.Empty(t, got[0].ConsumedBy, "another digest's approval is untouched")
+}
+
+func batchSaves(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	staging := Key
+	staging.ReleaseChannel = "staging"
+	require.NoError(t, s.SaveTarget(ctx, FullState(Key, "d0")))
+	started := store.JobRun{ID: "run-1", Key: Key, Action: runner.ActionApply, Digest: "d1", Started: t0}
+	require.NoError(t, s.StartRun(ctx, store.JobRun{ID: "run-0", Key: Key, Action: runner.ActionFetch, Started: t0}))
+	finished := store.JobRun{ID: "run-0", Key: Key, Action: runner.ActionFetch, Started: t0, Finished: t0.Add(time.Second), ExitCode: 2}
+
+	first, last := FullState(Key, "d1"), FullState(Key, "d2")
+	other := FullState(staging, "d1")
+	require.NoError(t, s.SaveTargets(ctx, []store.TargetState{first, other, last}, []store.JobRun{started, finished}))
+
+	got, err := s.LoadTargets(ctx)
+	require.NoError(t, err)
+	byKey := map[desired.Key]store.TargetState{}
+	for _, st := range got {
+		byKey[st.Key()] = st
+	}
+	assert.Equal(t, map[desired.Key]store.TargetState{Key: last, staging: other}, byKey, "the later state of a key wins")
+	runs, err := s.Runs(ctx, Key, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []store.JobRun{started, finished}, runs, "a run is replaced by ID, not added again")
+
+	require.NoError(t, s.SaveTargets(ctx, nil, nil), "an empty batch is fine")
+}
+
+func batchAllOrNothing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	err := s.SaveTargets(ctx, []store.TargetState{FullState(Key, "d1")}, []store.JobRun{{Key: Key, Action: runner.ActionApply}})
+	require.Error(t, err, "a run without ID")
+	got, err := s.LoadTargets(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, got)
 }

@@ -28,10 +28,10 @@ func (r instantRunner) Run(ctx context.Context, spec runner.Spec) (runner.Result
 type nopStore struct{}
 
 func (nopStore) LoadTargets(context.Context) ([]store.TargetState, error) { return nil, nil }
-func (nopStore) SaveTarget(context.Context, store.TargetState) error      { return nil }
-func (nopStore) StartRun(context.Context, store.JobRun) error             { return nil }
-func (nopStore) FinishRun(context.Context, store.JobRun) error            { return nil }
-func (nopStore) AddApproval(context.Context, store.Approval) error        { return nil }
+func (nopStore) SaveTargets(context.Context, []store.TargetState, []store.JobRun) error {
+	return nil
+}
+func (nopStore) AddApproval(context.Context, store.Approval) error { return nil }
 func (nopStore) Approvals(context.Context, desired.Key, string) ([]store.Approval, error) {
 	return nil, nil
 }

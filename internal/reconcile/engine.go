@@ -63,6 +63,7 @@ type Engine struct {
 	// engine does: see Idle.
 	activity chan struct{}
 
+	w       *writes
 	flushMu sync.Mutex
 	wake    chan struct{}
 }
@@ -110,7 +111,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		clock: opts.Clock, log: opts.Logger, maxJobs: opts.MaxParallelJobs, newRunID: opts.NewRunID,
 		targets: map[desired.Key]*target{}, byService: map[[2]string][]*target{},
 		queues: map[string]*runtimeQueue{}, commitSeq: map[string]int64{},
-		wake: make(chan struct{}, 1),
+		w: newWrites(), wake: make(chan struct{}, 1),
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -126,6 +127,9 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	if err := e.load(ctx, opts.CheckAllOnStart); err != nil {
 		return nil, err
+	}
+	if err := e.flush(ctx); err != nil {
+		return nil, fmt.Errorf("record job runs a restart found lost: %w", err)
 	}
 	return e, nil
 }
@@ -160,7 +164,7 @@ func (e *Engine) load(ctx context.Context, checkAll bool) error {
 			continue
 		}
 		if st.Running.RunID != "" && (st.Status != store.StatusApplying || st.Running.Digest != st.Target.Digest) {
-			e.lostRun(ctx, t, "result not recorded (bot restarted) and the desired state changed since")
+			e.lostRun(t, "result not recorded (bot restarted) and the desired state changed since")
 			t.st.Running = store.RunRef{}
 		}
 		switch {
@@ -209,10 +213,8 @@ func (e *Engine) SetDesired(ctx context.Context, commit string, targets []desire
 		}
 		seen[tg.Key] = true
 	}
-	defer e.flush(ctx)
 	defer e.poke()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	seq, ok := e.commitSeq[commit]
 	if !ok {
 		e.seq++
@@ -220,11 +222,8 @@ func (e *Engine) SetDesired(ctx context.Context, commit string, targets []desire
 		e.commitSeq[commit] = seq
 	}
 	now := e.clock.Now()
-	var errs []error
 	for _, tg := range targets {
-		if err := e.setTarget(ctx, tg, seq, now); err != nil {
-			errs = append(errs, err)
-		}
+		e.setTarget(tg, seq, now)
 	}
 	keys := make([]desired.Key, 0, len(e.targets))
 	for key := range e.targets {
@@ -240,14 +239,16 @@ func (e *Engine) SetDesired(ctx context.Context, commit string, targets []desire
 		e.setStatus(t, store.StatusDeleted, fmt.Sprintf("service removed at commit %s", short(commit)), now)
 		t.st.NextDue, t.st.NextInfoDue = time.Time{}, time.Time{}
 		e.reschedule(t)
-		if err := e.save(ctx, t); err != nil {
-			errs = append(errs, err)
-		}
+		e.save(t)
 	}
-	return errors.Join(errs...)
+	e.mu.Unlock()
+	if err := e.flush(ctx); err != nil {
+		return fmt.Errorf("set desired state at %s: %w", short(commit), err)
+	}
+	return nil
 }
 
-func (e *Engine) setTarget(ctx context.Context, tg desired.Target, seq int64, now time.Time) error {
+func (e *Engine) setTarget(tg desired.Target, seq int64, now time.Time) {
 	t := e.targets[tg.Key]
 	switch {
 	case t == nil:
@@ -255,11 +256,12 @@ func (e *Engine) setTarget(ctx context.Context, tg desired.Target, seq int64, no
 		e.add(t)
 	case t.st.Status != store.StatusDeleted && t.st.Target.Digest == tg.Digest:
 		if seq <= t.st.LatestSeq {
-			return nil
+			return
 		}
 		t.st.LatestSeq = seq
 		e.wakeDownstream(t, now)
-		return e.save(ctx, t)
+		e.save(t)
+		return
 	default:
 		if t.st.Status != store.StatusDeleted {
 			t.st.Replaced = store.ReplacedState{Commit: t.st.Target.Commit, Digest: t.st.Target.Digest, Status: t.st.Status, At: now}
@@ -285,7 +287,7 @@ func (e *Engine) setTarget(ctx context.Context, tg desired.Target, seq int64, no
 		t.st.NextInfoDue = now
 	}
 	e.reschedule(t)
-	return e.save(ctx, t)
+	e.save(t)
 }
 
 func (e *Engine) setStatus(t *target, s Status, msg string, now time.Time) {
@@ -295,34 +297,38 @@ func (e *Engine) setStatus(t *target, s Status, msg string, now time.Time) {
 	t.st.Status, t.st.Message = s, msg
 }
 
-// save makes t's state durable, then queues a report if it visibly changed.
-func (e *Engine) save(ctx context.Context, t *target) error {
-	if err := e.store.SaveTarget(ctx, t.st); err != nil {
-		return fmt.Errorf("save target %s: %w", t.st.Key(), err)
+// save queues t's state to be made durable, and a report of it if it
+// visibly changed: both happen at the next flush.
+func (e *Engine) save(t *target) {
+	v := visibleOf(t.st)
+	report := e.reporter != nil && v != t.reported
+	t.reported = v
+	e.w.queueState(t.st, report)
+	if report {
+		e.outbox = append(e.outbox, t.st)
 	}
-	if v := visibleOf(t.st); v != t.reported {
-		t.reported = v
-		if e.reporter != nil {
-			e.outbox = append(e.outbox, t.st)
-		}
-	}
-	return nil
 }
 
-// flush tells the Reporter of the changes saved so far, in order.
-func (e *Engine) flush(ctx context.Context) {
+// flush makes every write queued so far durable, then tells the Reporter of
+// the changes queued so far, in order. When the writes cannot be committed
+// nobody is told: the reports wait for the next flush.
+func (e *Engine) flush(ctx context.Context) error {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	out := e.outbox
 	e.outbox = nil
 	e.mu.Unlock()
-	if e.reporter == nil {
-		return
+	if err := e.w.sync(ctx, e.store, e.w.last()); err != nil {
+		e.mu.Lock()
+		e.outbox = append(out, e.outbox...)
+		e.mu.Unlock()
+		return err
 	}
 	for _, st := range out {
 		e.reporter.TargetChanged(ctx, st)
 	}
+	return nil
 }
 
 // Idle reports whether no job runs and no step is due now. The channel is
@@ -402,16 +408,13 @@ func (e *Engine) Target(key desired.Key) (store.TargetState, bool) {
 	return t.st, true
 }
 
-// lostRun records that a job run's result is lost.
-func (e *Engine) lostRun(ctx context.Context, t *target, note string) {
+// lostRun queues the record that a job run's result is lost.
+func (e *Engine) lostRun(t *target, note string) {
 	r := t.st.Running
-	run := store.JobRun{
+	e.w.queueRun(store.JobRun{
 		ID: r.RunID, Key: t.st.Key(), Action: r.Action, Commit: t.st.Target.Commit,
 		Digest: r.Digest, Started: r.Started, ExitCode: -1, Note: note,
-	}
-	if err := e.store.FinishRun(ctx, run); err != nil {
-		e.log.ErrorContext(ctx, "record lost job run", "target", t.st.Key().String(), "run", r.RunID, "err", err)
-	}
+	})
 }
 
 func short(commit string) string {

@@ -134,9 +134,11 @@ func (r *fakeRunner) callsOf(k desired.Key, a runner.Action) []call {
 // checked to be durable first.
 type recordingStore struct {
 	*store.Memory
-	mu    sync.Mutex
-	saved map[string]bool
-	saves int
+	mu      sync.Mutex
+	saved   map[string]bool
+	saves   int
+	commits int
+	fail    error // returned by SaveTargets while set
 }
 
 func stateID(st store.TargetState) string {
@@ -144,12 +146,35 @@ func stateID(st store.TargetState) string {
 	return string(b)
 }
 
-func (s *recordingStore) SaveTarget(ctx context.Context, st store.TargetState) error {
+func (s *recordingStore) SaveTargets(ctx context.Context, states []store.TargetState, runs []store.JobRun) error {
 	s.mu.Lock()
-	s.saved[stateID(st)] = true
-	s.saves++
-	s.mu.Unlock()
-	return s.Memory.SaveTarget(ctx, st)
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	if err := s.Memory.SaveTargets(ctx, states, runs); err != nil {
+		return err
+	}
+	s.commits++
+	for _, st := range states {
+		s.saved[stateID(st)] = true
+		s.saves++
+	}
+	return nil
+}
+
+// failWith makes SaveTargets fail with err; nil: succeed again.
+func (s *recordingStore) failWith(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = err
+}
+
+// commitCount is how many SaveTargets calls succeeded so far.
+func (s *recordingStore) commitCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commits
 }
 
 // saveCount is how many target states were saved so far.

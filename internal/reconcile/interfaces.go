@@ -25,12 +25,10 @@ type Runner interface {
 type Store interface {
 	// LoadTargets returns every saved target state.
 	LoadTargets(ctx context.Context) ([]store.TargetState, error)
-	// SaveTarget inserts or replaces one target's state.
-	SaveTarget(ctx context.Context, st store.TargetState) error
-	// StartRun records a job run before the job starts (insert or replace by ID).
-	StartRun(ctx context.Context, run store.JobRun) error
-	// FinishRun records how a job run ended (replace by ID).
-	FinishRun(ctx context.Context, run store.JobRun) error
+	// SaveTargets inserts or replaces target states and job runs (by ID)
+	// in one transaction; a later state of a key or run of an ID in the
+	// same call wins.
+	SaveTargets(ctx context.Context, states []store.TargetState, runs []store.JobRun) error
 	// AddApproval records an approval.
 	AddApproval(ctx context.Context, a store.Approval) error
 	// Approvals returns the approvals of one target's desired state.

@@ -10,6 +10,7 @@ import (
 	"github.com/pvnbot/pvnbot/internal/clock"
 	"github.com/pvnbot/pvnbot/internal/desired"
 	"github.com/pvnbot/pvnbot/internal/runner"
+	"github.com/pvnbot/pvnbot/internal/store"
 )
 
 // Result says when a target needs its next step.
@@ -66,18 +67,47 @@ func (e *Engine) runStep(ctx context.Context, t *target, now time.Time) error {
 	j, err := e.decide(ctx, t, now)
 	e.failed(t, err, now)
 	e.mu.Unlock()
-	e.flush(ctx)
-	for j != nil {
+	for {
+		if ferr := e.flush(ctx); ferr != nil {
+			e.abort(j, ferr)
+			return errors.Join(err, ferr)
+		}
+		if j == nil {
+			return err
+		}
 		res, rerr := e.runner.Run(ctx, j.spec)
 		e.mu.Lock()
 		var ferr error
 		j, ferr = e.finish(ctx, j, res, rerr)
 		e.failed(t, ferr, e.clock.Now())
 		e.mu.Unlock()
-		e.flush(ctx)
 		err = errors.Join(err, ferr)
 	}
-	return err
+}
+
+// abort gives up a job whose records could not be made durable: it does
+// not start, its record says so (written with the next commit that
+// succeeds), and its target tries again later. j may be nil.
+func (e *Engine) abort(j *job, err error) {
+	if j == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock.Now()
+	t := j.target
+	t.job = nil
+	run := j.run
+	run.Finished, run.ExitCode, run.Error = now, -1, "not started: its start could not be recorded: "+err.Error()
+	e.w.queueRun(run)
+	if run.Action == runner.ActionApply {
+		e.release(j.runtime, now)
+		if t.st.Running.RunID == run.ID {
+			t.st.Running = store.RunRef{}
+			e.save(t)
+		}
+	}
+	e.failed(t, err, now)
 }
 
 // failed retries t later after a store error.
@@ -86,7 +116,7 @@ func (e *Engine) failed(t *target, err error, now time.Time) {
 		return
 	}
 	e.log.Error("reconcile step", "target", t.st.Key().String(), "err", err)
-	if t.job == nil && t.st.NextDue.IsZero() {
+	if t.job == nil && (t.st.NextDue.IsZero() || t.st.NextDue.Before(now.Add(errorRetry))) {
 		t.st.NextDue = now.Add(errorRetry)
 		e.reschedule(t)
 	}
@@ -110,8 +140,7 @@ func (e *Engine) Settle(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	e.flush(ctx)
-	return errors.Join(errs...)
+	return errors.Join(append(errs, e.flush(ctx))...)
 }
 
 // Run drives every target until ctx is cancelled, with at most
@@ -127,11 +156,15 @@ func (e *Engine) Run(ctx context.Context) error {
 			timer.Stop()
 		}
 		wg.Wait()
-		e.flush(context.WithoutCancel(ctx))
+		if err := e.flush(context.WithoutCancel(ctx)); err != nil {
+			e.log.Error("record the last state changes", "err", err)
+		}
 	}()
+	var jobs []*job
 	for {
 		e.mu.Lock()
 		now := e.clock.Now()
+		jobs = jobs[:0]
 		for e.running < e.maxJobs {
 			t := e.popDue(now)
 			if t == nil {
@@ -141,14 +174,31 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.failed(t, err, now)
 			if j != nil {
 				e.running++
-				wg.Add(1)
-				go e.runAsync(ctx, j, &wg)
+				jobs = append(jobs, j)
 			}
 		}
+		e.mu.Unlock()
+		// The jobs' records are durable before they start: one commit
+		// for every job started here.
+		if err := e.flush(ctx); err != nil {
+			e.log.Error("record job starts", "err", err)
+			for _, j := range jobs {
+				e.abort(j, err)
+			}
+			e.mu.Lock()
+			e.running -= len(jobs)
+			e.changed()
+			e.mu.Unlock()
+			jobs = jobs[:0]
+		}
+		for _, j := range jobs {
+			wg.Add(1)
+			go e.runAsync(ctx, j, &wg)
+		}
+		e.mu.Lock()
 		next := e.nextDue()
 		full := e.running >= e.maxJobs
 		e.mu.Unlock()
-		e.flush(ctx)
 
 		if timer != nil {
 			timer.Stop()
@@ -178,7 +228,7 @@ func (e *Engine) interrupted(ctx context.Context, j *job, res runner.Result, run
 	} else {
 		run.Finished, run.ExitCode, run.Error = e.clock.Now(), -1, "interrupted: the bot stopped while it ran"
 	}
-	if err := e.store.FinishRun(ctx, run); err != nil {
+	if err := e.store.SaveTargets(ctx, nil, []store.JobRun{run}); err != nil {
 		e.log.ErrorContext(ctx, "record interrupted job run", "target", run.Key.String(), "run", run.ID, "err", err)
 	}
 }
@@ -199,14 +249,21 @@ func (e *Engine) runAsync(ctx context.Context, j *job, wg *sync.WaitGroup) {
 			e.interrupted(context.WithoutCancel(ctx), j, res, rerr)
 			return
 		}
-		t := j.target
+		t, key := j.target, j.run.Key
 		var err error
 		j, err = e.finish(ctx, j, res, rerr)
 		e.failed(t, err, e.clock.Now())
-		if j == nil {
-			e.running--
-		}
 		e.mu.Unlock()
-		e.flush(ctx)
+		if err := e.flush(ctx); err != nil {
+			e.log.Error("record job end", "target", key.String(), "err", err)
+			e.abort(j, err)
+			j = nil
+		}
+		if j == nil {
+			e.mu.Lock()
+			e.running--
+			e.changed()
+			e.mu.Unlock()
+		}
 	}
 }

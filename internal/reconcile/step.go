@@ -28,7 +28,7 @@ func (e *Engine) decide(ctx context.Context, t *target, now time.Time) (*job, er
 	}
 	if st.NextDue.IsZero() || st.NextDue.After(now) {
 		if st.Target.GetInfo != nil && !st.NextInfoDue.IsZero() && !st.NextInfoDue.After(now) {
-			return e.start(ctx, t, runner.ActionGetInfo, now)
+			return e.start(t, runner.ActionGetInfo, now), nil
 		}
 		e.reschedule(t)
 		return nil, nil
@@ -42,24 +42,28 @@ func (e *Engine) decide(ctx context.Context, t *target, now time.Time) (*job, er
 		switch {
 		case hasFetch:
 			e.setStatus(t, store.StatusFetching, "", now)
-			return e.start(ctx, t, runner.ActionFetch, now)
+			return e.start(t, runner.ActionFetch, now), nil
 		case st.AppliedDigest == st.Target.Digest:
-			return nil, e.converged(ctx, t, "this desired state was applied already", now)
+			e.converged(t, "this desired state was applied already", now)
+			return nil, nil
 		case st.Target.ApplyID != "" && st.Target.ApplyID == st.LastAppliedID:
-			return nil, e.converged(ctx, t, fmt.Sprintf("applyId %q is the last applied: apply not needed", st.Target.ApplyID), now)
+			e.converged(t, fmt.Sprintf("applyId %q is the last applied: apply not needed", st.Target.ApplyID), now)
+			return nil, nil
 		}
 		return e.gate(ctx, t, "new desired state", now)
 	case store.StatusConverged:
 		if hasFetch {
-			return e.start(ctx, t, runner.ActionFetch, now)
+			return e.start(t, runner.ActionFetch, now), nil
 		}
-		return nil, e.save(ctx, t)
+		e.save(t)
+		return nil, nil
 	case store.StatusFetching, store.StatusConverging, store.StatusFailed:
 		if hasFetch {
-			return e.start(ctx, t, runner.ActionFetch, now)
+			return e.start(t, runner.ActionFetch, now), nil
 		}
 		if st.Status == store.StatusFailed && exhausted(st) {
-			return nil, e.save(ctx, t)
+			e.save(t)
+			return nil, nil
 		}
 		return e.gate(ctx, t, "apply again", now)
 	}
@@ -72,7 +76,7 @@ func exhausted(st *store.TargetState) bool {
 }
 
 // converged marks t CONVERGED and schedules its steady-state fetch.
-func (e *Engine) converged(ctx context.Context, t *target, msg string, now time.Time) error {
+func (e *Engine) converged(t *target, msg string, now time.Time) {
 	st := &t.st
 	st.FetchFailures, st.Attempts = 0, 0
 	st.ApplyStartedAt = time.Time{}
@@ -84,7 +88,7 @@ func (e *Engine) converged(ctx context.Context, t *target, msg string, now time.
 	e.dequeue(t)
 	e.wakeDownstream(t, now)
 	e.reschedule(t)
-	return e.save(ctx, t)
+	e.save(t)
 }
 
 // gate lets an apply start when the preconditions, approvals and the
@@ -98,7 +102,8 @@ func (e *Engine) gate(ctx context.Context, t *target, why string, now time.Time)
 		e.setStatus(t, s, msg, now)
 		t.st.NextDue = time.Time{}
 		e.reschedule(t)
-		return nil, e.save(ctx, t)
+		e.save(t)
+		return nil, nil
 	}
 	if reason := e.upstreamReason(t); reason != "" {
 		return wait(store.StatusWaitingPreconditions, reason)
@@ -121,8 +126,9 @@ func (e *Engine) gate(ctx context.Context, t *target, why string, now time.Time)
 	return j, err
 }
 
-// startApply records the apply run and the target as APPLYING, both durable
-// before the job starts. runID is reused when resuming after a restart.
+// startApply queues the records of the apply run and of the target as
+// APPLYING; the caller makes them durable (flush) before the job starts.
+// runID is reused when resuming after a restart.
 func (e *Engine) startApply(ctx context.Context, t *target, approvers []string, note, runID string, now time.Time) (*job, error) {
 	st := &t.st
 	if runID == "" {
@@ -130,10 +136,12 @@ func (e *Engine) startApply(ctx context.Context, t *target, approvers []string, 
 	}
 	j := e.newJob(t, runner.ActionApply, runID, now)
 	j.run.ApprovedBy, j.run.Note = approvers, note
-	if err := e.store.StartRun(ctx, j.run); err != nil {
-		return nil, fmt.Errorf("record apply of %s: %w", st.Key(), err)
-	}
+	seq := e.w.queueRun(j.run)
 	if needsApproval, _, every := approvalRule(st.Target); needsApproval && every {
+		// The run that uses the approvals is recorded first.
+		if err := e.w.sync(ctx, e.store, seq); err != nil {
+			return nil, fmt.Errorf("record apply of %s: %w", st.Key(), err)
+		}
 		if err := e.store.ConsumeApprovals(ctx, st.Key(), st.Target.Digest, runID); err != nil {
 			return nil, fmt.Errorf("consume approvals of %s: %w", st.Key(), err)
 		}
@@ -145,10 +153,7 @@ func (e *Engine) startApply(ctx context.Context, t *target, approvers []string, 
 	e.setStatus(t, store.StatusApplying, note, now)
 	t.job = j
 	e.reschedule(t)
-	if err := e.save(ctx, t); err != nil {
-		t.job = nil
-		return nil, err
-	}
+	e.save(t)
 	return j, nil
 }
 
@@ -163,12 +168,12 @@ func (e *Engine) resumeApply(ctx context.Context, t *target, now time.Time) (*jo
 	if st.Target.Fetch != nil {
 		// An apply that never reported is not one that ran and did not
 		// converge: no grace period for it.
-		e.lostRun(ctx, t, "result not recorded (bot restarted): fetch decides")
+		e.lostRun(t, "result not recorded (bot restarted): fetch decides")
 		st.Running = store.RunRef{}
 		st.ApplyStartedAt = time.Time{}
 		t.lostApply = true
 		e.setStatus(t, store.StatusConverging, "restarted during apply: fetch decides", now)
-		return e.start(ctx, t, runner.ActionFetch, now)
+		return e.start(t, runner.ActionFetch, now), nil
 	}
 	if !t.holdsSlot {
 		e.queue(st.Target.Runtime).active++
@@ -181,20 +186,17 @@ func (e *Engine) resumeApply(ctx context.Context, t *target, now time.Time) (*jo
 	return j, err
 }
 
-// start records a fetch or getInfo run and returns its job.
-func (e *Engine) start(ctx context.Context, t *target, a runner.Action, now time.Time) (*job, error) {
+// start queues the record of a fetch or getInfo run, and returns its job;
+// the caller makes the record durable (flush) before the job starts.
+func (e *Engine) start(t *target, a runner.Action, now time.Time) *job {
 	j := e.newJob(t, a, e.newRunID(), now)
-	if err := e.store.StartRun(ctx, j.run); err != nil {
-		return nil, fmt.Errorf("record %s of %s: %w", a, t.st.Key(), err)
-	}
+	e.w.queueRun(j.run)
 	if visibleOf(t.st) != t.reported {
-		if err := e.save(ctx, t); err != nil {
-			return nil, err
-		}
+		e.save(t)
 	}
 	t.job = j
 	e.reschedule(t)
-	return j, nil
+	return j
 }
 
 func (e *Engine) newJob(t *target, a runner.Action, runID string, now time.Time) *job {
@@ -210,9 +212,9 @@ func (e *Engine) newJob(t *target, a runner.Action, runID string, now time.Time)
 	}
 }
 
-// finish takes the result of j: the target's state first, then the run's
-// record. It returns a follow-up job (an apply after fetch found drift).
-// Called with e.mu held.
+// finish takes the result of j: it queues the target's state, then the
+// run's record. It returns a follow-up job (an apply after fetch found
+// drift), to start once they are durable (flush). Called with e.mu held.
 func (e *Engine) finish(ctx context.Context, j *job, res runner.Result, runErr error) (*job, error) {
 	t := j.target
 	st := &t.st
@@ -269,12 +271,8 @@ func (e *Engine) finish(ctx context.Context, j *job, res runner.Result, runErr e
 		}
 	}
 	e.reschedule(t)
-	if serr := e.save(ctx, t); serr != nil && err == nil {
-		err = serr
-	}
-	if ferr := e.store.FinishRun(ctx, j.run); ferr != nil && err == nil {
-		err = fmt.Errorf("record end of run %s: %w", j.run.ID, ferr)
-	}
+	e.save(t)
+	e.w.queueRun(j.run)
 	return next, err
 }
 
@@ -328,7 +326,8 @@ func (e *Engine) fetched(ctx context.Context, t *target, res runner.Result, out 
 		e.setStatus(t, store.StatusFailed, "fetch failed: "+msg, now)
 		return nil, nil
 	case verdictConverged:
-		return nil, e.converged(ctx, t, "", now)
+		e.converged(t, "", now)
+		return nil, nil
 	}
 	st.FetchFailures = 0
 	why := "fetch reports drift"

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -55,6 +56,19 @@ func (c *converged) TargetChanged(_ context.Context, st store.TargetState) {
 	}
 }
 
+// countingStore counts the engine's commits.
+type countingStore struct {
+	*store.SQLite
+	commits, states, runs atomic.Int64
+}
+
+func (c *countingStore) SaveTargets(ctx context.Context, states []store.TargetState, runs []store.JobRun) error {
+	c.commits.Add(1)
+	c.states.Add(int64(len(states)))
+	c.runs.Add(int64(len(runs)))
+	return c.SQLite.SaveTargets(ctx, states, runs)
+}
+
 // BenchmarkConverge1000VersusShell converges 1,000 targets whose apply is
 // `true` through the engine, the local runner and the SQLite state file, and
 // runs the same 1,000 processes with `xargs -P` at the same concurrency, in
@@ -74,6 +88,7 @@ func converge1000VersusShell(b *testing.B, opts ...store.SQLiteOption) {
 	require.NoError(b, problems)
 	ctx := context.Background()
 	var engineTime, shellTime time.Duration
+	var counted countingStore
 	for b.Loop() {
 		b.StopTimer()
 		dir := b.TempDir()
@@ -81,8 +96,9 @@ func converge1000VersusShell(b *testing.B, opts ...store.SQLiteOption) {
 		require.NoError(b, err)
 		worktrees := gitrepo.NewWorktrees(repo.Open(), filepath.Join(dir, "worktrees"))
 		report := &converged{want: n, done: make(chan struct{})}
+		counted.SQLite = st
 		eng, err := reconcile.New(ctx, reconcile.Options{
-			Runner: local.New(worktrees), Store: st, Reporter: report, MaxParallelJobs: benchParallel,
+			Runner: local.New(worktrees), Store: &counted, Reporter: report, MaxParallelJobs: benchParallel,
 		})
 		require.NoError(b, err)
 		b.StartTimer()
@@ -109,6 +125,8 @@ func converge1000VersusShell(b *testing.B, opts ...store.SQLiteOption) {
 	b.ReportMetric(float64(engineTime.Milliseconds())/float64(b.N), "engine-ms/op")
 	b.ReportMetric(float64(shellTime.Milliseconds())/float64(b.N), "shell-ms/op")
 	b.ReportMetric(engineTime.Seconds()/shellTime.Seconds(), "ratio")
+	b.ReportMetric(float64(counted.commits.Load())/float64(b.N), "commits/op")
+	b.ReportMetric(float64(counted.states.Load()+counted.runs.Load())/float64(b.N), "rows/op")
 }
 
 // BenchmarkPeakRSS10000 runs `bot run --once` on 10,000 targets and reports

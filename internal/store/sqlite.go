@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -34,6 +35,12 @@ type SQLite struct {
 	// here in turn rather than poll SQLite's lock with busy-timeout sleeps.
 	// Other processes still wait on busy_timeout.
 	writing chan struct{}
+	// batch holds the statements of SaveTargets, prepared once.
+	batch struct {
+		once        sync.Once
+		target, run *sql.Stmt
+		err         error
+	}
 }
 
 var _ Store = (*SQLite)(nil)
@@ -134,6 +141,11 @@ func (s *SQLite) Path() string { return s.path }
 
 // Close implements Store.
 func (s *SQLite) Close() error {
+	for _, stmt := range []*sql.Stmt{s.batch.target, s.batch.run} {
+		if stmt != nil {
+			_ = stmt.Close()
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close state file %s: %w", s.path, err)
 	}

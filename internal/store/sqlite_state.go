@@ -87,11 +87,23 @@ func (s *SQLite) SaveTargets(ctx context.Context, states []TargetState, runs []J
 		}
 		runRows[i] = args
 	}
+	s.batch.once.Do(func() {
+		// Prepared on the handle, each statement is prepared once per
+		// connection rather than once per transaction. A cancelled ctx
+		// must not spoil it for later calls.
+		pctx := context.WithoutCancel(ctx)
+		if s.batch.target, s.batch.err = s.db.PrepareContext(pctx, upsertTarget); s.batch.err == nil {
+			s.batch.run, s.batch.err = s.db.PrepareContext(pctx, upsertRun)
+		}
+	})
+	if s.batch.err != nil {
+		return fmt.Errorf("prepare saving targets: %w", s.batch.err)
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := execRows(ctx, tx, upsertTarget, targetRows); err != nil {
+		if err := execRows(ctx, tx, s.batch.target, targetRows); err != nil {
 			return fmt.Errorf("save targets: %w", err)
 		}
-		if err := execRows(ctx, tx, upsertRun, runRows); err != nil {
+		if err := execRows(ctx, tx, s.batch.run, runRows); err != nil {
 			return fmt.Errorf("save job runs: %w", err)
 		}
 		return nil
@@ -102,15 +114,12 @@ func (s *SQLite) SaveTargets(ctx context.Context, states []TargetState, runs []J
 	return nil
 }
 
-// execRows runs query, prepared once, with each row of arguments.
-func execRows(ctx context.Context, tx *sql.Tx, query string, rows [][]any) error {
+// execRows runs the prepared statement in tx with each row of arguments.
+func execRows(ctx context.Context, tx *sql.Tx, prepared *sql.Stmt, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, query)
-	if err != nil {
-		return err
-	}
+	stmt := tx.StmtContext(ctx, prepared)
 	defer stmt.Close()
 	for _, args := range rows {
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {

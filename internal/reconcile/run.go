@@ -233,7 +233,25 @@ func (e *Engine) interrupted(ctx context.Context, j *job, res runner.Result, run
 	}
 }
 
-// runAsync runs j and the jobs it leads to.
+// next takes the steps due now until one leads to a job, and returns it.
+// Called with e.mu held.
+func (e *Engine) next(ctx context.Context) *job {
+	now := e.clock.Now()
+	for {
+		t := e.popDue(now)
+		if t == nil {
+			return nil
+		}
+		j, err := e.decide(ctx, t, now)
+		e.failed(t, err, now)
+		if j != nil {
+			return j
+		}
+	}
+}
+
+// runAsync runs j, the jobs it leads to, and then those of the steps due,
+// until none is.
 func (e *Engine) runAsync(ctx context.Context, j *job, wg *sync.WaitGroup) {
 	defer wg.Done()
 	defer e.poke()
@@ -253,6 +271,11 @@ func (e *Engine) runAsync(ctx context.Context, j *job, wg *sync.WaitGroup) {
 		var err error
 		j, err = e.finish(ctx, j, res, rerr)
 		e.failed(t, err, e.clock.Now())
+		if j == nil {
+			// This goroutine's slot goes to the next step due, whose
+			// records are then committed with the end of this job's.
+			j = e.next(ctx)
+		}
 		e.mu.Unlock()
 		if err := e.flush(ctx); err != nil {
 			e.log.Error("record job end", "target", key.String(), "err", err)

@@ -117,7 +117,12 @@ func kubeRunner(t testing.TB) *mux.Mux {
 	return mux.New(nil, k, []string{cluster})
 }
 
+// testLogger logs to the test's output, shown when it fails; benchmarks
+// log nothing.
 func testLogger(t testing.TB) *slog.Logger {
+	if _, ok := t.(*testing.B); ok {
+		return slog.New(slog.DiscardHandler)
+	}
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -83,6 +84,26 @@ func TestStoppedRun(t *testing.T) {
 		assert.True(t, runs[0].Finished.IsZero(), "not finished: a restart resolves it")
 		assert.Contains(t, runs[0].Note, "interrupted")
 		assert.Equal(t, store.StatusApplying, w.status(api))
+	})
+	t.Run("an apply left running by a detaching stop says so", func(t *testing.T) {
+		w := newWorld(t)
+		started := make(chan struct{}, 1)
+		w.runner.BeforeRun = func(spec runner.Spec) {
+			started <- struct{}{}
+			<-w.ctxOfRun.Done()
+		}
+		ctx, cancel := context.WithCancelCause(w.ctx)
+		w.ctxOfRun = ctx
+		done := make(chan error, 1)
+		go func() { done <- w.e.Run(ctx) }()
+		w.set(tgt("api", "staging"))
+		<-started
+		cancel(runner.ErrDetached)
+		require.NoError(t, <-done)
+		runs := w.runs(api)
+		require.Len(t, runs, 1)
+		assert.Contains(t, runs[0].Note, "left it running")
+		assert.True(t, runs[0].Finished.IsZero())
 	})
 	t.Run("a getInfo cut short is recorded as interrupted", func(t *testing.T) {
 		w := newWorld(t)

@@ -218,15 +218,20 @@ func (e *Engine) Run(ctx context.Context) error {
 // interrupted records a job that Run's cancellation cut short: a fetch or
 // getInfo is finished as interrupted; an apply stays recorded as started,
 // with a note, and the next engine resolves it (fetch decides, or it runs
-// again).
-func (e *Engine) interrupted(ctx context.Context, j *job, res runner.Result, runErr error) {
+// again, or a backend awaits it again). cause is the cancellation's:
+// runner.ErrDetached when the job was left running.
+func (e *Engine) interrupted(ctx context.Context, cause error, j *job, res runner.Result, runErr error) {
 	run := j.run
 	res, _ = redactResult(res, runErr, j.spec.Env)
 	run.OutputTail = tail(res.Stdout, res.Stderr)
+	why := "interrupted: the bot stopped while it ran"
+	if errors.Is(cause, runner.ErrDetached) {
+		why = "detached: the bot stopped awaiting it and left it running"
+	}
 	if run.Action == runner.ActionApply {
-		run.Note = joinNote(run.Note, "interrupted: the bot stopped while it ran; the next start resolves it")
+		run.Note = joinNote(run.Note, why+"; the next start resolves it")
 	} else {
-		run.Finished, run.ExitCode, run.Error = e.clock.Now(), -1, "interrupted: the bot stopped while it ran"
+		run.Finished, run.ExitCode, run.Error = e.clock.Now(), -1, why
 	}
 	if err := e.store.SaveTargets(ctx, nil, []store.JobRun{run}); err != nil {
 		e.log.ErrorContext(ctx, "record interrupted job run", "target", run.Key.String(), "run", run.ID, "err", err)
@@ -264,7 +269,7 @@ func (e *Engine) runAsync(ctx context.Context, j *job, wg *sync.WaitGroup) {
 			e.running--
 			e.changed()
 			e.mu.Unlock()
-			e.interrupted(context.WithoutCancel(ctx), j, res, rerr)
+			e.interrupted(context.WithoutCancel(ctx), context.Cause(ctx), j, res, rerr)
 			return
 		}
 		t, key := j.target, j.run.Key

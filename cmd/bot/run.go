@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/localmode"
 )
 
@@ -25,8 +26,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opts.Once, "once", false, "stop once every target is converged, waiting for approval or failed; exit 1 if one failed")
 	fs.Var(&passEnv, "pass-env", "give jobs this `NAME`d variable of the bot's environment (repeatable)")
 	fs.DurationVar(&opts.Poll, "poll", localmode.DefaultPoll, "how often to look for new commits and approvals")
+	kubeconfig := fs.String("kubeconfig", "", "run the jobs of runtimes whose proxyRuntime names a context of this kubeconfig `FILE` as Kubernetes Jobs there")
+	kubeContext := fs.String("context", "", "with --kubeconfig: link only this `CONTEXT` (default: every context, each under its own name)")
+	kubeName := fs.String("kube-runtime", "", "with --kubeconfig: the `NAME` runtimes use for the linked context (default: the context's name)")
+	botConfig := fs.String("bot-config", "", "take kubernetesRuntimes, containerRegistries and localRunner.passEnv from this bot.yaml `FILE`")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bot run --repo DIR [--branch B] [--state FILE] [--once] [--pass-env NAME]... [--poll 2s]")
+		fmt.Fprintln(stderr, "               [--kubeconfig FILE [--context C] [--kube-runtime NAME]] [--bot-config bot.yaml]")
 		fmt.Fprintln(stderr, "\nDeploys each new commit of a local repository's branch with local processes, and keeps it converged.")
 		fmt.Fprintln(stderr, "State is a SQLite file (WAL, synchronous=NORMAL): it survives the bot being killed at any point;")
 		fmt.Fprintln(stderr, "a power loss may roll back its last transitions (never corrupt it), and the bot then repeats them.")
@@ -43,6 +49,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts.PassEnv = passEnv
+	links, err := runLinks(*botConfig, *kubeconfig, *kubeContext, *kubeName)
+	if err != nil {
+		fmt.Fprintf(stderr, "bot run: %v\n", err)
+		return 2
+	}
+	opts.Links = links.Links
+	opts.PassEnv = append(opts.PassEnv, links.passEnv...)
 	opts.Out = stdout
 	opts.Terminal = isTerminal(stdout)
 	res, err := localmode.Run(ctx, opts)
@@ -57,6 +70,45 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// botRunLinks are the links of a bot run and the variables bot.yaml passes.
+type botRunLinks struct {
+	localmode.Links
+	passEnv []string
+}
+
+// runLinks reads --bot-config and --kubeconfig into the clusters,
+// registries and passed variables of a bot run.
+func runLinks(botConfig, kubeconfig, kubeContext, kubeName string) (botRunLinks, error) {
+	var out botRunLinks
+	if botConfig != "" {
+		bot, err := config.LoadBot(botConfig)
+		if err != nil {
+			return out, err
+		}
+		out.Links = localmode.BotLinks(bot)
+		out.passEnv = bot.LocalRunner.PassEnv
+	}
+	if kubeconfig == "" {
+		if kubeContext != "" || kubeName != "" {
+			return out, fmt.Errorf("--context and --kube-runtime go with --kubeconfig")
+		}
+		return out, nil
+	}
+	clusters, err := localmode.KubeconfigClusters(kubeconfig, kubeContext, kubeName)
+	if err != nil {
+		return out, err
+	}
+	for _, c := range clusters {
+		for _, have := range out.Clusters {
+			if have.Name == c.Name {
+				return out, fmt.Errorf("kubernetes runtime %q is linked twice (--bot-config and --kubeconfig)", c.Name)
+			}
+		}
+	}
+	out.Clusters = append(out.Clusters, clusters...)
+	return out, nil
 }
 
 // listFlag is a repeatable string flag.

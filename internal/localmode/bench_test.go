@@ -98,7 +98,7 @@ func BenchmarkConverge1000VersusShell(b *testing.B) {
 func converge1000VersusShell(b *testing.B, opts ...store.SQLiteOption) {
 	const n = 1000
 	repo, sha := manyTargets(b, n)
-	targets, problems, err := localmode.Render(repo.Open(), sha)
+	targets, problems, err := localmode.Render(repo.Open(), sha, localmode.Links{})
 	require.NoError(b, err)
 	require.NoError(b, problems)
 	ctx := context.Background()

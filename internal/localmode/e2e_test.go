@@ -274,7 +274,7 @@ func TestRunOnceInvalidCommitKeepsThePreviousDesiredState(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	assert.Regexp(t, `services/web.pvn.yaml:4:3: .*colou?r`, out, "errors at path:line:col")
 	assert.Regexp(t, `runtime.pvn.yaml:4:\d+: .*my-cluster`, out)
-	assert.Contains(t, out, "bot run has no Kubernetes runtimes")
+	assert.Contains(t, out, "name Kubernetes runtimes bot run is not linked to; link them with --kubeconfig")
 	assert.Contains(t, out, "the previous desired state stays in force")
 	states, err := f.open().LoadTargets(context.Background())
 	require.NoError(t, err)

@@ -36,6 +36,7 @@ type ingester struct {
 	repo     gitRepo
 	repoKey  string // how the ingest log names the repository
 	branch   string
+	links    Links
 	log      ingestLog
 	engine   desiredSetter
 	progress *Progress
@@ -75,7 +76,7 @@ func (in *ingester) catchUp(ctx context.Context) error {
 // configs are invalid is reported and skipped: the engine keeps working
 // towards the previous desired state.
 func (in *ingester) ingest(ctx context.Context, sha string) error {
-	targets, problems, err := Render(in.repo, sha)
+	targets, problems, err := Render(in.repo, sha, in.links)
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func (in *ingester) ingest(ctx context.Context, sha string) error {
 // Render loads and validates the configs of commit sha and renders its
 // targets. problems holds every config error (path:line:col: message);
 // err is a failure to read the commit.
-func Render(repo interface{ FS(string) (fs.FS, error) }, sha string) (targets []desired.Target, problems, err error) {
+func Render(repo interface{ FS(string) (fs.FS, error) }, sha string, links Links) (targets []desired.Target, problems, err error) {
 	tree, err := repo.FS(sha)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read commit %s: %w", short(sha), err)
@@ -111,10 +112,10 @@ func Render(repo interface{ FS(string) (fs.FS, error) }, sha string) (targets []
 	if set == nil {
 		return nil, nil, fmt.Errorf("load configs of commit %s: %w", short(sha), loadErr)
 	}
-	if errs := config.Combine(loadErr, set.Validate(&config.Linked{})); errs != nil {
-		return nil, withLocalHint(set, errs), nil
+	if errs := config.Combine(loadErr, set.Validate(links.linked())); errs != nil {
+		return nil, withLocalHint(set, links, errs), nil
 	}
-	targets, err = desired.Build(set, sha, desired.Options{})
+	targets, err = desired.Build(set, sha, links.desiredOptions())
 	if err != nil {
 		return nil, err, nil
 	}
@@ -132,10 +133,11 @@ func (e errHint) Unwrap() error { return e.err }
 
 // withLocalHint explains, when a runtime names a Kubernetes cluster, that
 // local mode has none.
-func withLocalHint(set *config.Set, errs error) error {
+func withLocalHint(set *config.Set, links Links, errs error) error {
 	var remote []string
+	linked := links.clusterNames()
 	for _, rt := range set.Runtimes {
-		if pr := rt.Custom.ProxyRuntime.Runtime; pr != "" && !rt.Custom.ProxyRuntime.IsLocal() {
+		if pr := rt.Custom.ProxyRuntime.Runtime; pr != "" && !rt.Custom.ProxyRuntime.IsLocal() && !slices.Contains(linked, pr) {
 			remote = append(remote, fmt.Sprintf("%s (proxyRuntime %s)", rt.Name, pr))
 		}
 	}
@@ -143,8 +145,9 @@ func withLocalHint(set *config.Set, errs error) error {
 		return errs
 	}
 	slices.Sort(remote)
-	return errHint{err: errs, hint: fmt.Sprintf("note: bot run has no Kubernetes runtimes, it runs jobs as local processes only "+
-		"(proxyRuntime: %s); runtimes %s need `bot serve` with kubernetesRuntimes", config.LocalRuntime, strings.Join(remote, ", "))}
+	return errHint{err: errs, hint: fmt.Sprintf("note: runtimes %s name Kubernetes runtimes bot run is not linked to; "+
+		"link them with --kubeconfig FILE (each context is a runtime name) or --bot-config bot.yaml (kubernetesRuntimes), "+
+		"or run them as local processes (proxyRuntime: %s)", strings.Join(remote, ", "), config.LocalRuntime)}
 }
 
 func indent(s string) string {

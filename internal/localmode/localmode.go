@@ -40,8 +40,11 @@ type Options struct {
 	// Once stops when every target is converged, waiting for approval or
 	// failed, instead of watching the branch.
 	Once    bool
-	PassEnv []string      // variables of the bot's environment given to jobs
-	Poll    time.Duration // default DefaultPoll
+	PassEnv []string // variables of the bot's environment given to jobs
+	// Links are the Kubernetes clusters and registries runtimes may name,
+	// and the source of secret values.
+	Links Links
+	Poll  time.Duration // default DefaultPoll
 	// MaxParallelJobs bounds the jobs run at once; 0: the engine's default.
 	MaxParallelJobs int
 
@@ -118,8 +121,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	progress.Seed(saved)
 
 	worktrees := gitrepo.NewWorktrees(repo, filepath.Join(filepath.Dir(opts.StatePath), "worktrees"))
+	jobs, err := opts.Links.runner(local.New(worktrees, local.WithPassEnv(opts.PassEnv...), local.WithLogger(opts.Logger)), opts.Logger)
+	if err != nil {
+		return Result{}, err
+	}
 	engine, err := reconcile.New(ctx, reconcile.Options{
-		Runner:          local.New(worktrees, local.WithPassEnv(opts.PassEnv...), local.WithLogger(opts.Logger)),
+		Runner:          jobs,
 		Store:           st,
 		Reporter:        progress,
 		Logger:          opts.Logger,
@@ -133,7 +140,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	m := &mode{
 		opts: opts, engine: engine, progress: progress,
 		ingester: &ingester{
-			repo: repo, repoKey: repoDir, branch: opts.Branch, log: st,
+			repo: repo, repoKey: repoDir, branch: opts.Branch, links: opts.Links, log: st,
 			engine: engine, progress: progress,
 		},
 	}

@@ -1,0 +1,147 @@
+package localmode
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pvnbot/pvnbot/internal/config"
+	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/reconcile"
+	"github.com/pvnbot/pvnbot/internal/runner/kube"
+	"github.com/pvnbot/pvnbot/internal/runner/local"
+	"github.com/pvnbot/pvnbot/internal/runner/mux"
+)
+
+// Links is what a bot run is linked to besides local processes: Kubernetes
+// clusters, for runtimes whose proxyRuntime names one; container registries,
+// for imageRegistryInfo; and where secret parameter values come from.
+type Links struct {
+	Clusters   []kube.Cluster
+	Registries map[string]string // name → URL
+	// Secrets looks up the values of secret parameters; nil: EnvSecrets.
+	Secrets desired.SecretSource
+}
+
+// KubeconfigClusters links the contexts of a kubeconfig file: each under
+// its own name, or only kubeContext when it is set. name, when set, is the
+// name runtimes use for the one context linked (kubeContext, else the
+// current one).
+func KubeconfigClusters(path, kubeContext, name string) ([]kube.Cluster, error) {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read kubeconfig %s: %w", path, err)
+	}
+	if name != "" {
+		if kubeContext == "" {
+			kubeContext = cfg.CurrentContext
+		}
+		if _, ok := cfg.Contexts[kubeContext]; !ok {
+			return nil, fmt.Errorf("kubeconfig %s has no context %q", path, kubeContext)
+		}
+		return []kube.Cluster{{Name: name, Kubeconfig: path, Context: kubeContext}}, nil
+	}
+	var out []kube.Cluster
+	for ctxName := range cfg.Contexts {
+		if kubeContext == "" || ctxName == kubeContext {
+			out = append(out, kube.Cluster{Name: ctxName, Kubeconfig: path, Context: ctxName})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("kubeconfig %s has no context %q", path, kubeContext)
+	}
+	slices.SortFunc(out, func(a, b kube.Cluster) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// BotLinks takes the links of a bot.yaml: its kubernetesRuntimes and
+// containerRegistries.
+func BotLinks(bot *config.Bot) Links {
+	var l Links
+	for _, k := range bot.KubernetesRuntimes {
+		l.Clusters = append(l.Clusters, kube.Cluster{Name: k.Name, Kubeconfig: k.Kubeconfig, Context: k.Context, InCluster: k.InCluster})
+	}
+	if len(bot.ContainerRegistries) > 0 {
+		l.Registries = map[string]string{}
+		for _, r := range bot.ContainerRegistries {
+			l.Registries[r.Name] = r.URL
+		}
+	}
+	return l
+}
+
+func (l Links) clusterNames() []string {
+	names := make([]string, len(l.Clusters))
+	for i, c := range l.Clusters {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// linked is what validation checks proxy runtimes and registries against.
+func (l Links) linked() *config.Linked {
+	linked := &config.Linked{KubernetesRuntimes: l.clusterNames()}
+	for name := range l.Registries {
+		linked.ContainerRegistries = append(linked.ContainerRegistries, name)
+	}
+	slices.Sort(linked.ContainerRegistries)
+	return linked
+}
+
+func (l Links) desiredOptions() desired.Options {
+	secrets := l.Secrets
+	if secrets == nil {
+		secrets = EnvSecrets(os.LookupEnv)
+	}
+	return desired.Options{Registries: l.Registries, Secrets: secrets}
+}
+
+// runner runs local jobs with loc and, when clusters are linked, the others
+// as Kubernetes Jobs.
+func (l Links) runner(loc *local.Runner, logger *slog.Logger) (reconcile.Runner, error) {
+	if len(l.Clusters) == 0 {
+		return loc, nil
+	}
+	clients, err := kube.NewClients(l.Clusters)
+	if err != nil {
+		return nil, err
+	}
+	return mux.New(loc, kube.New(clients, kube.WithLogger(logger)), l.clusterNames()), nil
+}
+
+// EnvSecrets gives secret parameter values from the bot's environment: the
+// value of `secret: {key: db-password}` is $PVN_SECRET_DB_PASSWORD, and with
+// `version: 3`, $PVN_SECRET_DB_PASSWORD_3 when it is set.
+func EnvSecrets(lookup func(string) (string, bool)) desired.SecretFunc {
+	return func(key, version string) (string, error) {
+		name := SecretEnvName(key)
+		if version != "" {
+			if v, ok := lookup(name + "_" + envSafe(version)); ok {
+				return v, nil
+			}
+		}
+		if v, ok := lookup(name); ok {
+			return v, nil
+		}
+		return "", fmt.Errorf("secret %q: set $%s in the environment of bot run", key, name)
+	}
+}
+
+// SecretEnvName is the variable EnvSecrets reads for a secret's key.
+func SecretEnvName(key string) string { return "PVN_SECRET_" + envSafe(key) }
+
+func envSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, s)
+}

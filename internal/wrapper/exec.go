@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,11 @@ type Options struct {
 	// GracePeriod is how long a program has to exit after SIGTERM, when ctx
 	// is done, before it is killed. Zero means DefaultGracePeriod.
 	GracePeriod time.Duration
+	// KillWithParent has the kernel kill the program (SIGKILL) when the
+	// process calling Exec dies, even by SIGKILL, so that no job outlives a
+	// crashed bot. Only the program itself is killed, not what it started.
+	// Linux only; elsewhere it has no effect.
+	KillWithParent bool
 }
 
 // Exec runs argv in a process group of its own and waits for it. The
@@ -103,7 +109,7 @@ func Exec(ctx context.Context, opts Options, argv []string) (Output, error) {
 	cmd.Cancel = func() error { return signalGroup(cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = grace
 
-	startErr := cmd.Start()
+	wait, startErr := startCmd(cmd, opts.KillWithParent)
 	closeAll(stdoutW, stderrW) // the child holds its own copies
 	if startErr != nil {
 		closeAll(stdoutR, stderrR)
@@ -133,7 +139,7 @@ func Exec(ctx context.Context, opts Options, argv []string) (Output, error) {
 		})
 	}
 
-	waitErr := cmd.Wait()
+	waitErr := wait()
 	close(exited)
 	forwarders.Wait()
 	_ = signalGroup(pgid, syscall.SIGKILL) // stragglers left in the group
@@ -159,6 +165,38 @@ func Exec(ctx context.Context, opts Options, argv []string) (Output, error) {
 		return out, fmt.Errorf("exec %s: interrupted: %w", argv[0], ctx.Err())
 	}
 	return out, nil
+}
+
+// startCmd starts cmd and returns the function that waits for it.
+//
+// With killWithParent, the kernel signals the child when the thread that
+// started it exits, not the process: Start and Wait then run on a goroutine
+// holding its OS thread, so that the thread lives as long as the child and
+// no other goroutine can end it (a goroutine that exits while locked to a
+// thread takes the thread with it).
+func startCmd(cmd *exec.Cmd, killWithParent bool) (wait func() error, err error) {
+	if !killWithParent || !setKillWithParent(cmd.SysProcAttr) {
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		return cmd.Wait, nil
+	}
+	started := make(chan error, 1)
+	waited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		waited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return func() error { return <-waited }, nil
 }
 
 // awaitReaders waits for the output to reach EOF. Processes that left the

@@ -100,7 +100,8 @@ func New(checkouts Checkouts, opts ...Option) *Runner {
 // ExitCode -1 and the reason in ExecError. Neither is an error. When ctx is
 // done or the timeout passes, the job's whole process group is stopped and
 // Run returns the partial Result with an error wrapping ctx.Err() (and
-// ErrTimeout for a timeout).
+// ErrTimeout for a timeout). On Linux the job's process is also killed when
+// the bot's process dies, however it dies.
 func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, error) {
 	argv := append(append([]string{}, spec.Entrypoint...), spec.Cmd...)
 	if len(argv) == 0 {
@@ -150,6 +151,9 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		Dir:         dir,
 		Env:         env,
 		GracePeriod: r.gracePeriod,
+		// A job must not outlive a bot killed with SIGKILL: the next start
+		// runs it again.
+		KillWithParent: true,
 	}, argv)
 	started := time.Unix(0, out.StartTimestampNs)
 	res := runner.Result{

@@ -74,13 +74,16 @@ func NewWorktrees(repo *Repo, dir string, opts ...WorktreesOption) *Worktrees {
 
 // Acquire returns the directory holding the files of commit (a hash or any
 // revision), writing it first if needed. The caller must call release when
-// done with the directory; release may be called more than once.
+// done with the directory; release may be called more than once. A full hash
+// whose checkout is at hand is not looked up in the repository again.
 func (w *Worktrees) Acquire(ctx context.Context, commit string) (dir string, release func(), err error) {
-	sha, err := w.repo.ResolveCommit(commit)
-	if err != nil {
-		return "", nil, fmt.Errorf("check out %s: %w", commit, err)
-	}
 	w.cleanup.Do(w.adoptLeftovers)
+	sha := commit
+	if !w.known(commit) {
+		if sha, err = w.repo.ResolveCommit(commit); err != nil {
+			return "", nil, fmt.Errorf("check out %s: %w", commit, err)
+		}
+	}
 	dir = filepath.Join(w.dir, sha)
 
 	for {
@@ -121,6 +124,32 @@ func (w *Worktrees) Acquire(ctx context.Context, commit string) (dir string, rel
 		}
 		return "", nil, fmt.Errorf("check out %s: %w", sha, c.err)
 	}
+}
+
+// known reports whether commit is the full hash of a checkout being
+// written, in use or kept: it was resolved when that checkout was made.
+func (w *Worktrees) known(commit string) bool {
+	if !isFullHash(commit) {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.checkouts[commit]
+	return ok
+}
+
+// isFullHash reports whether s is a commit hash as Git writes it in full:
+// 40 lower-case hexadecimal digits.
+func isFullHash(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func isContextErr(err error) bool {

@@ -92,6 +92,27 @@ func TestWorktreesAcquireByRevision(t *testing.T) {
 	assert.ErrorContains(t, err, "check out 0123456789012345678901234567890123456789")
 }
 
+func TestWorktreesKnownCommitIsNotResolvedAgain(t *testing.T) {
+	src := gitrepotest.New(t)
+	src.Write("version.txt", "v1\n")
+	sha := src.Commit("v1")
+	w := gitrepo.NewWorktrees(src.Open(), t.TempDir())
+	dir, release, err := w.Acquire(t.Context(), sha)
+	require.NoError(t, err)
+	defer release()
+
+	require.NoError(t, os.RemoveAll(filepath.Join(src.Dir, ".git", "objects")))
+	again, releaseAgain, err := w.Acquire(t.Context(), sha)
+	require.NoError(t, err, "the checkout of a full hash is handed out without reading the repository")
+	defer releaseAgain()
+	assert.Equal(t, dir, again)
+
+	for _, rev := range []string{"main", sha[:12]} {
+		_, _, err = w.Acquire(t.Context(), rev)
+		assert.ErrorContains(t, err, "check out "+rev, "a revision that is not a full hash is resolved")
+	}
+}
+
 func TestWorktreesRefcount(t *testing.T) {
 	repo, shas := threeCommits(t)
 	root := t.TempDir()

@@ -232,6 +232,11 @@ func closeAll(files ...*os.File) {
 // lookPath finds a program the way a shell would with env's PATH (the
 // caller's when env is nil). Names holding a slash are taken as they are,
 // relative to the working directory.
+//
+// Like a shell's hash table, it remembers where it found each program for
+// each PATH, and looks again only when that file is no longer an executable
+// regular file: a program installed later in a directory earlier in PATH
+// is not seen until then.
 func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
@@ -243,16 +248,56 @@ func lookPath(name string, env []string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("exec: %q: %w (no PATH set)", name, exec.ErrNotFound)
 	}
+	key := pathKey{path: path, name: name}
+	if p, ok := foundPaths.get(key); ok && isExecutable(p) {
+		return p, nil
+	}
 	for _, dir := range filepath.SplitList(path) {
 		if !filepath.IsAbs(dir) {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		if isExecutable(p) {
+			foundPaths.put(key, p)
 			return p, nil
 		}
 	}
 	return "", fmt.Errorf("exec: %q: %w", name, exec.ErrNotFound)
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// foundPaths is lookPath's memory.
+var foundPaths = pathCache{found: make(map[pathKey]string)}
+
+// maxFoundPaths bounds pathCache; PATH values set by jobs could otherwise
+// make it grow without end.
+const maxFoundPaths = 1024
+
+type pathKey struct{ path, name string }
+
+type pathCache struct {
+	mu    sync.Mutex
+	found map[pathKey]string
+}
+
+func (c *pathCache) get(k pathKey) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.found[k]
+	return p, ok
+}
+
+func (c *pathCache) put(k pathKey, path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.found) >= maxFoundPaths {
+		clear(c.found)
+	}
+	c.found[k] = path
 }
 
 func envValue(env []string, name string) (string, bool) {

@@ -232,3 +232,31 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+func TestLookPathRemembersWhileTheFileIsThere(t *testing.T) {
+	first, second := t.TempDir(), t.TempDir()
+	write := func(dir string) string {
+		p := filepath.Join(dir, "pvn-prog")
+		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755))
+		return p
+	}
+	look := func(path string) string {
+		p, err := lookPath("pvn-prog", []string{"PATH=" + path})
+		if err != nil {
+			return err.Error()
+		}
+		return p
+	}
+	both := first + ":" + second
+
+	inSecond := write(second)
+	assert.Equal(t, inSecond, look(both))
+	inFirst := write(first)
+	assert.Equal(t, inSecond, look(both), "remembered while the file found is there, like a shell's hash table")
+	assert.Equal(t, inFirst, look(first), "another PATH is looked up on its own")
+
+	require.NoError(t, os.Chmod(inSecond, 0o644))
+	assert.Equal(t, inFirst, look(both), "no longer executable: looked up again")
+	require.NoError(t, os.Remove(inFirst))
+	assert.Contains(t, look(both), "executable file not found", "gone: looked up again")
+}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -393,4 +394,62 @@ func TestSQLiteRejectsEmptyIDs(t *testing.T) {
 	assert.Error(t, s.ConsumeApprovals(ctx, storetest.Key, "d1", ""))
 	_, err := s.IngestCommit(ctx, "repo", "main", "")
 	assert.Error(t, err)
+}
+
+func TestSQLiteSparseStateRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openSQLite(t, path)
+	tests := map[string]store.TargetState{
+		"new desired state": {Target: storetest.FullTarget(storetest.Key, "d1"), DesiredSeq: 1, LatestSeq: 1, Status: store.StatusPending},
+		"empty, not nil, info": {
+			Target: storetest.FullTarget(storetest.Key, "d1"), Status: store.StatusConverged,
+			LastApply: store.Outcome{RunID: "r1", Finished: t0}, Info: []store.InfoOutput{},
+		},
+	}
+	for name, want := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, s.SaveTargets(ctx, []store.TargetState{want}, nil))
+			got, err := s.LoadTargets(ctx)
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			assert.Equal(t, want, got[0])
+
+			var data string
+			require.NoError(t, rawDB(t, path).QueryRowContext(ctx, `SELECT data FROM targets`).Scan(&data))
+			assert.NotContains(t, data, "0001-01-01", "zero times are left out")
+			assert.NotContains(t, data, `"Running"`, "zero records are left out")
+		})
+	}
+}
+
+func TestSQLiteLoadsStatesWrittenInFull(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openSQLite(t, path)
+	want := store.TargetState{Target: storetest.FullTarget(storetest.Key, "d1"), Status: store.StatusPending}
+	require.NoError(t, s.SaveTarget(ctx, want))
+	// Before zero fields were left out, every field was written.
+	full := `{"Target":` + targetJSON(t, want.Target) + `,"DesiredSeq":0,"LatestSeq":0,"Status":"PENDING","Message":"",` +
+		`"UpdatedAt":"0001-01-01T00:00:00Z","NextDue":"0001-01-01T00:00:00Z","NextInfoDue":"0001-01-01T00:00:00Z",` +
+		`"ApplyStartedAt":"0001-01-01T00:00:00Z","AppliedDigest":"","LastAppliedID":"","Attempts":0,"FetchFailures":0,"QueueSeq":0,` +
+		`"Running":{"RunID":"","Action":"","Digest":"","Started":"0001-01-01T00:00:00Z"},` +
+		`"LastFetch":{"RunID":"","Commit":"","Started":"0001-01-01T00:00:00Z","Finished":"0001-01-01T00:00:00Z","ExitCode":0,"Error":""},` +
+		`"LastApply":{"RunID":"","Commit":"","Started":"0001-01-01T00:00:00Z","Finished":"0001-01-01T00:00:00Z","ExitCode":0,"Error":""},` +
+		`"LastGetInfo":{"RunID":"","Commit":"","Started":"0001-01-01T00:00:00Z","Finished":"0001-01-01T00:00:00Z","ExitCode":0,"Error":""},` +
+		`"Info":null,"InfoAt":"0001-01-01T00:00:00Z","Replaced":{"Commit":"","Digest":"","Status":"","At":"0001-01-01T00:00:00Z"}}`
+	_, err := rawDB(t, path).ExecContext(ctx, `UPDATE targets SET data = ?`, full)
+	require.NoError(t, err)
+
+	got, err := s.LoadTargets(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, want, got[0])
+}
+
+func targetJSON(t *testing.T, target desired.Target) string {
+	t.Helper()
+	b, err := json.Marshal(target)
+	require.NoError(t, err)
+	return string(b)
 }

@@ -87,52 +87,52 @@ type TargetState struct {
 	// LatestSeq is the newest ingested commit whose rendering of the target
 	// is still Target (a push that changed nothing for it raises LatestSeq
 	// only). Converged at LatestSeq means converged on every commit up to it.
-	DesiredSeq int64
-	LatestSeq  int64
+	DesiredSeq int64 `json:",omitzero"`
+	LatestSeq  int64 `json:",omitzero"`
 
-	Status    Status
-	Message   string
-	UpdatedAt time.Time // last change of Status or Message
+	Status    Status    `json:",omitzero"`
+	Message   string    `json:",omitzero"`
+	UpdatedAt time.Time `json:",omitzero"` // last change of Status or Message
 
 	// NextDue is when the next fetch or apply step is due; zero means the
 	// target waits for an event (approval, upstream channel, free slot).
-	NextDue time.Time
+	NextDue time.Time `json:",omitzero"`
 	// NextInfoDue is when getInfo is next due; zero: not scheduled.
-	NextInfoDue time.Time
+	NextInfoDue time.Time `json:",omitzero"`
 
 	// ApplyStartedAt is when the latest apply of Target started; the
 	// convergence grace period is measured from it. Zero once converged,
 	// after a failed apply, or for a new desired state.
-	ApplyStartedAt time.Time
+	ApplyStartedAt time.Time `json:",omitzero"`
 	// AppliedDigest is the digest whose apply succeeded, cleared when
 	// another apply starts: a desired state is never applied twice once its
 	// success is recorded.
-	AppliedDigest string
+	AppliedDigest string `json:",omitzero"`
 	// LastAppliedID is the applyId of the last successful apply.
-	LastAppliedID string
+	LastAppliedID string `json:",omitzero"`
 
 	// Attempts counts consecutive failed applies of Target; FetchFailures
 	// counts consecutive fetch errors. Both drive the backoff.
-	Attempts      int
-	FetchFailures int
+	Attempts      int `json:",omitzero"`
+	FetchFailures int `json:",omitzero"`
 
 	// QueueSeq orders targets waiting for a concurrency slot (FIFO).
-	QueueSeq int64
+	QueueSeq int64 `json:",omitzero"`
 
 	// Running is the apply in flight, recorded before it starts so that a
 	// restart can resolve it. Zero RunID: none.
-	Running RunRef
+	Running RunRef `json:",omitzero"`
 
-	LastFetch   Outcome
-	LastApply   Outcome
-	LastGetInfo Outcome
+	LastFetch   Outcome `json:",omitzero"`
+	LastApply   Outcome `json:",omitzero"`
+	LastGetInfo Outcome `json:",omitzero"`
 
 	// Info is the last good getInfo output, taken at InfoAt.
-	Info   []InfoOutput
-	InfoAt time.Time
+	Info   []InfoOutput `json:",omitzero"`
+	InfoAt time.Time    `json:",omitzero"`
 
 	// Replaced describes the desired state this one replaced, if any.
-	Replaced ReplacedState
+	Replaced ReplacedState `json:",omitzero"`
 }
 
 // Key is the target's identity.
@@ -140,22 +140,22 @@ func (s TargetState) Key() desired.Key { return s.Target.Key }
 
 // RunRef points at a job run in flight.
 type RunRef struct {
-	RunID   string
-	Action  runner.Action
-	Digest  string
-	Started time.Time
+	RunID   string        `json:",omitzero"`
+	Action  runner.Action `json:",omitzero"`
+	Digest  string        `json:",omitzero"`
+	Started time.Time     `json:",omitzero"`
 }
 
 // Outcome is how the last run of one action ended. Zero RunID: never run.
 type Outcome struct {
-	RunID    string
-	Commit   string
-	Started  time.Time
-	Finished time.Time
-	ExitCode int
+	RunID    string    `json:",omitzero"`
+	Commit   string    `json:",omitzero"`
+	Started  time.Time `json:",omitzero"`
+	Finished time.Time `json:",omitzero"`
+	ExitCode int       `json:",omitzero"`
 	// Error says why the job could not run or be read (runner error,
 	// exec error, unreadable output); empty when it ran.
-	Error string
+	Error string `json:",omitzero"`
 }
 
 // InfoOutput is one entry of getInfo's {"outputs":[{"name","text"}]}.
@@ -166,11 +166,11 @@ type InfoOutput struct {
 
 // ReplacedState is a desired state superseded by a newer one.
 type ReplacedState struct {
-	Commit string
-	Digest string
+	Commit string `json:",omitzero"`
+	Digest string `json:",omitzero"`
 	// Status is what the replaced desired state had reached.
-	Status Status
-	At     time.Time
+	Status Status    `json:",omitzero"`
+	At     time.Time `json:",omitzero"`
 }
 
 // JobRun is one entry of the audit log: a job started for a target.

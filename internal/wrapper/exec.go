@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,8 +118,8 @@ func Exec(ctx context.Context, opts Options, argv []string) (Output, error) {
 
 	stdout, stderr := newTailBuffer(limit), newTailBuffer(limit)
 	var readers sync.WaitGroup
-	readers.Go(func() { _, _ = io.Copy(stdout, stdoutR) })
-	readers.Go(func() { _, _ = io.Copy(stderr, stderrR) })
+	readers.Go(func() { _, _ = stdout.ReadFrom(stdoutR) })
+	readers.Go(func() { _, _ = stderr.ReadFrom(stderrR) })
 
 	exited := make(chan struct{})
 	var forwarders sync.WaitGroup

@@ -1,5 +1,10 @@
 package wrapper
 
+import (
+	"io"
+	"sync"
+)
+
 // tailBuffer keeps the last limit bytes written to it and counts the rest.
 // Memory grows with the output up to limit, not beyond.
 type tailBuffer struct {
@@ -33,6 +38,28 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		t.pos = (t.pos + k) % t.limit
 	}
 	return n, nil
+}
+
+// readBuffers holds the buffers ReadFrom reads through, so that a job's
+// output does not cost a fresh 32 KiB buffer per stream.
+var readBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// ReadFrom reads r to its end, keeping the tail.
+func (t *tailBuffer) ReadFrom(r io.Reader) (int64, error) {
+	buf := readBuffers.Get().(*[32 << 10]byte)
+	defer readBuffers.Put(buf)
+	var n int64
+	for {
+		k, err := r.Read(buf[:])
+		_, _ = t.Write(buf[:k])
+		n += int64(k)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // Bytes returns a copy of the kept tail, oldest byte first; never nil.

@@ -35,7 +35,9 @@ func TestRunJobDiesWithTheBot(t *testing.T) {
 	require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "block"), 0o600))
 
 	bot := exec.Command(os.Args[0], "-test.run=^TestRunHelperProcess$", "-test.count=1")
-	bot.Env = append(os.Environ(), helperDirEnv+"="+dir)
+	// TMPDIR: the helper's own temporary folders go into dir, removed by
+	// this test, since the helper is killed before it can clean up.
+	bot.Env = append(os.Environ(), helperDirEnv+"="+dir, "TMPDIR="+dir)
 	var botOut strings.Builder
 	bot.Stdout, bot.Stderr = &botOut, &botOut
 	require.NoError(t, bot.Start())

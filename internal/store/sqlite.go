@@ -13,6 +13,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/pvnbot/pvnbot/internal/desired"
 )
 
 // SQLite is the durable Store: one SQLite file in WAL mode, shared safely by
@@ -37,9 +39,16 @@ type SQLite struct {
 	writing chan struct{}
 	// batch holds the statements of SaveTargets, prepared once.
 	batch struct {
-		once        sync.Once
-		target, run *sql.Stmt
-		err         error
+		once                        sync.Once
+		target, run, desired, prune *sql.Stmt
+		err                         error
+	}
+	// stored maps each target to the digest of the one desired state this
+	// handle knows desired_states holds for it, so that a target's state is
+	// saved without its desired state when that is already there.
+	stored struct {
+		sync.Mutex
+		digest map[desired.Key]string
 	}
 }
 
@@ -112,6 +121,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
 	s := &SQLite{db: db, path: path, now: o.now, writing: make(chan struct{}, 1)}
+	s.stored.digest = make(map[desired.Key]string)
 	if err := s.checkJournal(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -141,7 +151,7 @@ func (s *SQLite) Path() string { return s.path }
 
 // Close implements Store.
 func (s *SQLite) Close() error {
-	for _, stmt := range []*sql.Stmt{s.batch.target, s.batch.run} {
+	for _, stmt := range []*sql.Stmt{s.batch.target, s.batch.run, s.batch.desired, s.batch.prune} {
 		if stmt != nil {
 			_ = stmt.Close()
 		}
@@ -175,6 +185,12 @@ func (s *SQLite) write(ctx context.Context, query string, args ...any) (sql.Resu
 
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
 func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.inTxThen(ctx, fn, nil)
+}
+
+// inTxThen is inTx that also calls committed, if not nil, once the
+// transaction is committed and before the next write of this handle.
+func (s *SQLite) inTxThen(ctx context.Context, fn func(tx *sql.Tx) error, committed func()) error {
 	unlock, err := s.lockWrites(ctx)
 	if err != nil {
 		return err
@@ -187,7 +203,13 @@ func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return errors.Join(err, tx.Rollback())
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if committed != nil {
+		committed()
+	}
+	return nil
 }
 
 // timeLayout is fixed-width, so stored times sort as text and read well in

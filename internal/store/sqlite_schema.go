@@ -84,6 +84,41 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX deliveries_pending ON deliveries (received_at) WHERE processed_at IS NULL`,
 	),
+	// The desired state (the rendered jobs, most of a target's row) moves
+	// to desired_states, written once per desired state rather than on
+	// every change of the target's convergence state. targets.data keeps
+	// the rest of the TargetState; the foreign key makes sure that a
+	// target never points at a desired state that is not there.
+	execAll(
+		`CREATE TABLE desired_states (
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			target          TEXT NOT NULL,
+			PRIMARY KEY (application, service, release_channel, digest)
+		)`,
+		`INSERT INTO desired_states (application, service, release_channel, digest, target)
+			SELECT application, service, release_channel, digest, json_extract(data, '$.Target') FROM targets`,
+		`CREATE TABLE targets_v2 (
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			status          TEXT NOT NULL,
+			message         TEXT NOT NULL,
+			commit_sha      TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			updated_at      TEXT,
+			data            TEXT NOT NULL,
+			PRIMARY KEY (application, service, release_channel),
+			FOREIGN KEY (application, service, release_channel, digest) REFERENCES desired_states
+		)`,
+		`INSERT INTO targets_v2 (application, service, release_channel, status, message, commit_sha, digest, updated_at, data)
+			SELECT application, service, release_channel, status, message, commit_sha, digest, updated_at,
+			json_remove(data, '$.Target') FROM targets`,
+		`DROP TABLE targets`,
+		`ALTER TABLE targets_v2 RENAME TO targets`,
+	),
 }
 
 // SchemaVersion is the schema version this code writes.

@@ -94,3 +94,36 @@ func runID(target, step int) string {
 	fmt.Fprintf(h, "%d-%d", target, step)
 	return fmt.Sprintf("%016x%04x", h.Sum64(), step)
 }
+
+// BenchmarkSQLiteRecentRuns100k reads the 20 newest of 100,000 job runs,
+// which sorts the whole audit log: no index is kept for it.
+func BenchmarkSQLiteRecentRuns100k(b *testing.B) {
+	const n, batch = 100_000, 1000
+	ctx := context.Background()
+	s := openSQLite(b, filepath.Join(b.TempDir(), "state.db"), store.WithSynchronousNormal())
+	clock := t0
+	for first := 0; first < n; first += batch {
+		runs := make([]store.JobRun, batch)
+		for i := range runs {
+			clock = clock.Add(time.Second)
+			runs[i] = store.JobRun{
+				ID: runID(first+i, 0), Key: keyN("svc", (first+i)%1000), Action: runner.ActionFetch,
+				Commit: "c0ffee", Digest: "d1", DesiredVersion: "v1", Started: clock, Finished: clock, ExitCode: 2,
+			}
+		}
+		if err := s.SaveTargets(ctx, nil, runs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		runs, err := s.RecentRuns(ctx, 20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(runs) != 20 || !runs[0].Started.Equal(clock) {
+			b.Fatalf("got %d runs, the newest started %v", len(runs), runs[0].Started)
+		}
+	}
+}

@@ -99,3 +99,51 @@ func TestSQLiteForeignKeysHold(t *testing.T) {
 	require.Error(t, err, "a target cannot point at a desired state that is not stored")
 	assert.True(t, isForeignKeyError(err), "got %v", err)
 }
+
+func TestSQLiteMigratesJobRunsKeepingTheirOrder(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
+	key := desired.Key{Application: "shop", Service: "api", ReleaseChannel: "production"}
+	var want []JobRun // newest first
+	old := openAtVersion(t, path, 2)
+	for i, id := range []string{"z", "m", "a"} {
+		run := JobRun{
+			ID: id, Key: key, Action: runner.ActionApply, Commit: "c1", Digest: "d1", DesiredVersion: "v1",
+			Started: t0, Finished: t0.Add(time.Duration(i) * time.Second), ExitCode: i, Error: "e",
+			OutputTail: "out", ApprovedBy: []string{"alice"}, Note: "n",
+		}
+		require.NoError(t, old.StartRun(ctx, run))
+		want = append([]JobRun{run}, want...)
+	}
+	require.NoError(t, old.Close())
+
+	s, err := OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	next := JobRun{ID: "b", Key: key, Action: runner.ActionFetch, Started: t0}
+	require.NoError(t, s.StartRun(ctx, next))
+	want = append([]JobRun{next}, want...)
+
+	runs, err := s.Runs(ctx, key, 0)
+	require.NoError(t, err)
+	assert.Equal(t, want, runs, "same start: newest inserted first, old runs before new ones")
+	runs, err = s.RecentRuns(ctx, 0)
+	require.NoError(t, err)
+	assert.Equal(t, want, runs)
+	got, err := s.Run(ctx, "m")
+	require.NoError(t, err)
+	assert.Equal(t, want[2], got)
+
+	var indexes []string
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'job_runs' ORDER BY name`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		indexes = append(indexes, name)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{"job_runs_by_target", "sqlite_autoindex_job_runs_1"}, indexes)
+}

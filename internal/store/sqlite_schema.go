@@ -119,7 +119,38 @@ var migrations = []migration{
 		`DROP TABLE targets`,
 		`ALTER TABLE targets_v2 RENAME TO targets`,
 	),
+	// job_runs is written with every job's start and end: it keeps only the
+	// indexes Run (by id) and Runs (by target) need, and seq is the rowid
+	// without AUTOINCREMENT, which rewrote sqlite_sequence on every insert.
+	// Rows are never deleted, so seq still follows insertion order.
+	execAll(
+		`CREATE TABLE job_runs_v3 (
+			seq             INTEGER PRIMARY KEY,
+			id              TEXT NOT NULL UNIQUE,
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			action          TEXT NOT NULL,
+			commit_sha      TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			desired_version TEXT NOT NULL,
+			started         TEXT,
+			finished        TEXT,
+			exit_code       INTEGER,
+			error           TEXT NOT NULL,
+			output_tail     TEXT NOT NULL,
+			approved_by     TEXT,
+			note            TEXT NOT NULL
+		)`,
+		`INSERT INTO job_runs_v3 (`+jobRunsV1Columns+`) SELECT `+jobRunsV1Columns+` FROM job_runs`,
+		`DROP TABLE job_runs`,
+		`ALTER TABLE job_runs_v3 RENAME TO job_runs`,
+		`CREATE INDEX job_runs_by_target ON job_runs (application, service, release_channel, started, seq)`,
+	),
 }
+
+const jobRunsV1Columns = `seq, id, application, service, release_channel, action, commit_sha, digest,
+	desired_version, started, finished, exit_code, error, output_tail, approved_by, note`
 
 // SchemaVersion is the schema version this code writes.
 func SchemaVersion() int { return len(migrations) }

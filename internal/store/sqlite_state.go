@@ -101,7 +101,8 @@ func (s *SQLite) Runs(ctx context.Context, key desired.Key, limit int) ([]JobRun
 
 // RecentRuns returns the job runs of every target, newest first (by
 // Started, then insertion), at most limit of them (limit <= 0: all). It
-// feeds `bot status`.
+// reads the whole audit log: no index is kept for it, to keep the writes
+// of job runs cheap.
 func (s *SQLite) RecentRuns(ctx context.Context, limit int) ([]JobRun, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs
 		ORDER BY started DESC, seq DESC LIMIT ?`, sqlLimit(limit))

@@ -122,7 +122,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite
 	}
 	s := &SQLite{db: db, path: path, now: o.now, writing: make(chan struct{}, 1)}
 	s.stored.digest = make(map[desired.Key]string)
-	if err := s.checkJournal(ctx); err != nil {
+	if err := s.checkJournal(ctx, o.busyTimeout); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -135,10 +135,27 @@ func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite
 
 // checkJournal makes sure the file really is in WAL mode: SQLite falls back
 // silently where WAL cannot work (some network file systems).
-func (s *SQLite) checkJournal(ctx context.Context) error {
+//
+// The first connection to a new file switches it to WAL, which takes an
+// exclusive lock without waiting on busy_timeout: when several processes
+// open a new file at once, some are told SQLITE_BUSY. They try again, for
+// as long as busy_timeout allows.
+func (s *SQLite) checkJournal(ctx context.Context, busyTimeout time.Duration) error {
 	var mode string
-	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("open state file %s: %w", s.path, err)
+	deadline := time.Now().Add(busyTimeout)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+		if err == nil {
+			break
+		}
+		if !isBusy(err) || time.Now().Add(pause).After(deadline) {
+			return fmt.Errorf("open state file %s: %w", s.path, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("open state file %s: %w", s.path, ctx.Err())
+		case <-time.After(pause):
+		}
 	}
 	if mode != "wal" {
 		return fmt.Errorf("open state file %s: journal mode is %q, want wal (is it on a network file system?)", s.path, mode)

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -134,9 +135,13 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	return e, nil
 }
 
+// randomID makes a run ID: unique, and increasing with time.
 func randomID() string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
+	var b [12]byte
+	// 48 bits of milliseconds first, so that IDs sort by creation time and
+	// the audit log's index grows at its end; then 48 random bits.
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(b[6:])
 	return hex.EncodeToString(b[:])
 }
 

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -46,22 +45,7 @@ var plane *kubetest.Plane
 
 // TestMain starts one control plane for the package. Its node runs
 // containers' commands with pvn-wrapper and the system's tools on PATH.
-func TestMain(m *testing.M) {
-	binDir, err := os.MkdirTemp("", "pvnbot-wrapper-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	build := exec.Command("go", "build", "-o", filepath.Join(binDir, "pvn-wrapper"), "github.com/pvnbot/pvnbot/cmd/pvn-wrapper")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pvn-wrapper:", err)
-		os.Exit(1)
-	}
-	code := kubetest.Main(m, kubetest.Options{NodePath: binDir + ":/usr/local/bin:/usr/bin:/bin"}, &plane)
-	os.RemoveAll(binDir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kubetest.MainWithWrapper(m, &plane)) }
 
 var runtimeSeq atomic.Int64
 

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -100,6 +101,25 @@ func Main(m *testing.M, opts Options, plane **Plane) int {
 		fmt.Fprintln(os.Stderr, "kubetest: stop the control plane:", err)
 	}
 	return code
+}
+
+// MainWithWrapper is Main for packages whose jobs use pvn-wrapper: it
+// builds cmd/pvn-wrapper into a temporary folder put first on the node's
+// PATH, before the system's tools.
+func MainWithWrapper(m *testing.M, plane **Plane) int {
+	binDir, err := os.MkdirTemp("", "pvnbot-wrapper-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubetest:", err)
+		return 1
+	}
+	defer os.RemoveAll(binDir)
+	build := exec.Command("go", "build", "-o", filepath.Join(binDir, "pvn-wrapper"), "github.com/pvnbot/pvnbot/cmd/pvn-wrapper")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "kubetest: build pvn-wrapper:", err)
+		return 1
+	}
+	return Main(m, Options{NodePath: binDir + ":/usr/local/bin:/usr/bin:/bin"}, plane)
 }
 
 // Start starts a plane and returns when the apiserver is ready and the node is

@@ -5,14 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pvnbot/pvnbot/internal/proctest"
 )
 
 func sh(script string) []string { return []string{"sh", "-c", script} }
@@ -129,7 +129,7 @@ func TestExecCancelTerminatesGroup(t *testing.T) {
 		done <- result{out, err}
 	}()
 	readLine(t, ready)
-	grandchild := readPid(t, pidFile)
+	grandchild := proctest.ReadPid(t, pidFile)
 	cancel()
 
 	r := <-done
@@ -137,7 +137,7 @@ func TestExecCancelTerminatesGroup(t *testing.T) {
 	assert.Equal(t, 128+int(syscall.SIGTERM), r.out.ExitCode)
 	assert.Contains(t, r.out.ExecError, "killed by signal 15")
 	assert.Equal(t, "partial\n", string(r.out.Stdout), "partial output is kept")
-	assertGone(t, grandchild)
+	proctest.AssertGone(t, grandchild)
 }
 
 func TestExecCancelKillsAfterGrace(t *testing.T) {
@@ -179,7 +179,7 @@ func TestExecKillsStragglersOnExit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, out.ExitCode)
 	assert.Equal(t, "done\n", string(out.Stdout))
-	assertGone(t, readPid(t, pidFile))
+	proctest.AssertGone(t, proctest.ReadPid(t, pidFile))
 }
 
 func TestExecContextDoneBeforeStart(t *testing.T) {
@@ -204,33 +204,6 @@ func readLine(t *testing.T, fifo string) string {
 	b, err := os.ReadFile(fifo)
 	require.NoError(t, err)
 	return string(b)
-}
-
-func readPid(t *testing.T, path string) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	require.NoError(t, err)
-	return pid
-}
-
-// assertGone waits, within a bound, for pid to have exited (a zombie counts
-// as exited: reaping it is its parent's business).
-func assertGone(t *testing.T, pid int) {
-	t.Helper()
-	assert.Eventually(t, func() bool { return !alive(pid) }, 10*time.Second, 5*time.Millisecond, "process %d still running", pid)
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// pid (comm) S ...: the state follows the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 func TestLookPathRemembersWhileTheFileIsThere(t *testing.T) {

@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pvnbot/pvnbot/internal/runner"
+
+	"github.com/pvnbot/pvnbot/internal/proctest"
 )
 
 const commit = "0123456789abcdef0123456789abcdef01234567"
@@ -362,8 +364,8 @@ func TestRunCancelKillsProcessGroup(t *testing.T) {
 			}()
 			_, err := os.ReadFile(ready) // blocks until the job is ready
 			require.NoError(t, err)
-			grandchild := readPid(t, filepath.Join(pids, "grandchild"))
-			require.True(t, alive(grandchild))
+			grandchild := proctest.ReadPid(t, filepath.Join(pids, "grandchild"))
+			require.True(t, proctest.Alive(grandchild))
 			cancel()
 
 			o := <-done
@@ -373,7 +375,7 @@ func TestRunCancelKillsProcessGroup(t *testing.T) {
 			assert.Equal(t, "partial-err\n", string(o.res.Stderr))
 			assert.Contains(t, o.res.ExecError, "interrupted: killed by signal")
 			assert.Positive(t, o.res.ExitCode)
-			assertGone(t, grandchild)
+			proctest.AssertGone(t, grandchild)
 			_, released := co.counts()
 			assert.Equal(t, 1, released)
 		})
@@ -433,30 +435,4 @@ func parseEnv(t *testing.T, out []byte) map[string]string {
 		env[name] = value
 	}
 	return env
-}
-
-func readPid(t *testing.T, path string) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	require.NoError(t, err)
-	return pid
-}
-
-// assertGone waits, within a bound, for pid to have exited; a zombie counts
-// as exited, since reaping it is its parent's business.
-func assertGone(t *testing.T, pid int) {
-	t.Helper()
-	assert.Eventually(t, func() bool { return !alive(pid) }, 10*time.Second, 5*time.Millisecond, "process %d still running", pid)
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/kubetest"
 	"github.com/pvnbot/pvnbot/internal/runner"
 	"github.com/pvnbot/pvnbot/internal/runner/kube"
 	"github.com/pvnbot/pvnbot/internal/store"
@@ -57,7 +58,7 @@ echo "applied"
 	require.NoError(t, err)
 	first := startBot(t, st1, commit, targets)
 	ns := kube.DefaultNamespace(rt)
-	pod := untilPod(t, ctx, ns, kube.LabelRuntime+"="+rt+","+kube.LabelAction+"=apply", isRunning)
+	pod := plane.UntilPod(t, ctx, ns, kube.LabelRuntime+"="+rt+","+kube.LabelAction+"=apply", kubetest.PodRunning)
 	first.stop(t, runner.ErrDetached)
 	require.NoError(t, st1.Close())
 

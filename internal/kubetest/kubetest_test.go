@@ -50,23 +50,9 @@ func TestJobRunsOnTheNode(t *testing.T) {
 	job, err := c.BatchV1().Jobs("default").Create(ctx, job, metav1.CreateOptions{})
 	require.NoError(t, err)
 
-	selector := "batch.kubernetes.io/job-name=" + job.Name
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = selector
-			return c.CoreV1().Pods("default").List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = selector
-			return c.CoreV1().Pods("default").Watch(ctx, o)
-		},
-	}
-	ev, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(e watch.Event) (bool, error) {
-		pod, ok := e.Object.(*corev1.Pod)
-		return ok && pod.Status.Phase == corev1.PodFailed, nil
+	pod := plane.UntilPod(t, ctx, "default", "batch.kubernetes.io/job-name="+job.Name, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed
 	})
-	require.NoError(t, err, plane.Log("pvn-nodeagent"))
-	pod := ev.Object.(*corev1.Pod)
 	require.Len(t, pod.Status.ContainerStatuses, 1)
 	term := pod.Status.ContainerStatuses[0].State.Terminated
 	require.NotNil(t, term)

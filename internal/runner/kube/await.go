@@ -58,27 +58,9 @@ func (w *waiter) await(ctx context.Context) (runner.Result, error) {
 	jobSel := fields.OneTermEqualSelector("metadata.name", name).String()
 	podSel := batchv1.ControllerUidLabel + "=" + string(w.job.UID)
 
-	_, _, jobWatch, _ := watchtools.NewIndexerInformerWatcher(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = jobSel
-			return jobs.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = jobSel
-			return jobs.Watch(ctx, o)
-		},
-	}, &batchv1.Job{})
+	_, _, jobWatch, _ := watchtools.NewIndexerInformerWatcher(selected(jobs.List, jobs.Watch, metav1.ListOptions{FieldSelector: jobSel}), &batchv1.Job{})
 	defer jobWatch.Stop()
-	_, _, podWatch, _ := watchtools.NewIndexerInformerWatcher(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = podSel
-			return pods.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = podSel
-			return pods.Watch(ctx, o)
-		},
-	}, &corev1.Pod{})
+	_, _, podWatch, _ := watchtools.NewIndexerInformerWatcher(selected(pods.List, pods.Watch, metav1.ListOptions{LabelSelector: podSel}), &corev1.Pod{})
 	defer podWatch.Stop()
 
 	timedOut := make(chan struct{})
@@ -307,4 +289,22 @@ func (w *waiter) delete(ctx context.Context) {
 		return
 	}
 	w.r.log.InfoContext(ctx, "job deleted", "namespace", w.job.Namespace, "job", w.job.Name)
+}
+
+// selected lists and watches through list and watchFn only the objects
+// that sel's label and field selectors match.
+func selected[L runtime.Object](list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error), sel metav1.ListOptions) *cache.ListWatch {
+	restrict := func(o metav1.ListOptions) metav1.ListOptions {
+		o.LabelSelector, o.FieldSelector = sel.LabelSelector, sel.FieldSelector
+		return o
+	}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return list(ctx, restrict(o))
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return watchFn(ctx, restrict(o))
+		},
+	}
 }

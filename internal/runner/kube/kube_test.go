@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"github.com/pvnbot/pvnbot/internal/kubetest"
 	"github.com/pvnbot/pvnbot/internal/runner"
 )
 
@@ -403,7 +404,7 @@ func TestRunCancelAndTimeout(t *testing.T) {
 				errc <- err
 			}()
 			clk.waitTimers(t, ctx, 2)
-			pod := untilPod(t, ctx, DefaultNamespace(rt), spec.RunID, isRunning)
+			pod := untilPod(t, ctx, DefaultNamespace(rt), spec.RunID, kubetest.PodRunning)
 			stop(clk, cancel)
 			err := <-errc
 			require.Error(t, err)
@@ -437,7 +438,7 @@ func TestRunRestartAwaitsSameJob(t *testing.T) {
 		_, err := first.Run(runCtx, spec)
 		errc <- err
 	}()
-	pod := untilPod(t, ctx, DefaultNamespace(rt), spec.RunID, isRunning)
+	pod := untilPod(t, ctx, DefaultNamespace(rt), spec.RunID, kubetest.PodRunning)
 	stopBot(ErrDetached)
 	require.ErrorIs(t, <-errc, ErrDetached)
 

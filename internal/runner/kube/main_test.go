@@ -13,11 +13,9 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/pvnbot/pvnbot/internal/clock"
@@ -74,30 +72,6 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// untilPod watches the pods of namespace ns labelled with the run ID until
-// cond holds for one of them.
-func untilPod(t testing.TB, ctx context.Context, ns, runID string, cond func(*corev1.Pod) bool) *corev1.Pod {
-	t.Helper()
-	sel := LabelRunID + "=" + LabelValue(runID)
-	pods := plane.Client.CoreV1().Pods(ns)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = sel
-			return pods.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = sel
-			return pods.Watch(ctx, o)
-		},
-	}
-	ev, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(e watch.Event) (bool, error) {
-		pod, ok := e.Object.(*corev1.Pod)
-		return ok && e.Type != watch.Deleted && cond(pod), nil
-	})
-	require.NoError(t, err, plane.Log("pvn-nodeagent"))
-	return ev.Object.(*corev1.Pod)
-}
-
 // untilJobGone watches a Job until it is deleted.
 func untilJobGone(t testing.TB, ctx context.Context, ns, name string) {
 	t.Helper()
@@ -119,15 +93,6 @@ func jobsOfRun(t testing.TB, ctx context.Context, ns, runID string) []batchv1.Jo
 	list, err := plane.Client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelRunID + "=" + LabelValue(runID)})
 	require.NoError(t, err)
 	return list.Items
-}
-
-func isRunning(pod *corev1.Pod) bool {
-	for _, s := range pod.Status.ContainerStatuses {
-		if s.State.Running != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // watchedClock is a fake clock that says when timers are set, so that a
@@ -195,4 +160,11 @@ func (n countingNamespaces) Create(ctx context.Context, ns *corev1.Namespace, op
 	n.c.creates++
 	n.c.mu.Unlock()
 	return n.NamespaceInterface.Create(ctx, ns, opts)
+}
+
+// untilPod watches the pods of run runID in namespace ns until cond holds
+// for one of them.
+func untilPod(t testing.TB, ctx context.Context, ns, runID string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	return plane.UntilPod(t, ctx, ns, LabelRunID+"="+LabelValue(runID), cond)
 }

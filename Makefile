@@ -2,6 +2,8 @@
 GO      ?= go
 BIN     ?= bin
 PKGS    := ./...
+PURE    := config desired reconcile store ingest
+IMPURE  := google/go-github|palantir/go-githubapp|k8s.io/client-go|k8s.io/api/
 
 .PHONY: build test lint demo kube-bin bench clean
 
@@ -13,6 +15,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	cd hack/kube/nodeagent && $(GO) vet ./...
+	@# STYLE.md: the engine's packages reach neither GitHub nor Kubernetes,
+	@# not even through another package.
+	@for p in $(PURE); do \
+		bad=$$($(GO) list -deps ./internal/$$p | grep -E '$(IMPURE)'); \
+		if [ -n "$$bad" ]; then echo "internal/$$p must not depend on:"; echo "$$bad"; exit 1; fi; \
+	done
 
 # The binaries of the test control plane (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, pvn-nodeagent), built once into

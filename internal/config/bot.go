@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 
-	"github.com/palantir/go-githubapp/githubapp"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -18,9 +17,9 @@ const DefaultServerPort = 8080
 
 // Bot is the bot's own configuration, bot.yaml (SPEC §6).
 type Bot struct {
-	// Github holds the App's credentials. Its webhook secret and private key
+	// GitHub holds the App's credentials. Its webhook secret and private key
 	// are never printed.
-	Github githubapp.Config `yaml:"github"`
+	GitHub GitHub
 	Server struct {
 		Address string
 		Port    int
@@ -36,6 +35,26 @@ type Bot struct {
 	LocalRunner struct {
 		// PassEnv lists the bot's environment variables that local jobs get.
 		PassEnv []string
+	}
+}
+
+// GitHub is bot.yaml's github section: the layout of go-githubapp's Config
+// (web_url, v3_api_url, app: {integration_id, webhook_secret, private_key}),
+// kept free of that package so that config does not depend on go-github.
+// The server turns it into a githubapp.Config and applies the environment
+// overrides there (GITHUB_APP_PRIVATE_KEY, GITHUB_APP_WEBHOOK_SECRET, ...).
+type GitHub struct {
+	WebURL   string
+	V3APIURL string
+	V4APIURL string
+	App      struct {
+		IntegrationID int64
+		WebhookSecret string
+		PrivateKey    string
+	}
+	OAuth struct {
+		ClientID     string
+		ClientSecret string
 	}
 }
 
@@ -79,23 +98,17 @@ func (b *Bot) Registry(name string) *ContainerRegistry {
 
 // LoadBot reads bot.yaml strictly (unknown keys and wrong types are errors
 // with their line and column; snake_case and camelCase keys are both
-// accepted), then applies go-githubapp's environment overrides
-// (GITHUB_APP_PRIVATE_KEY, GITHUB_APP_WEBHOOK_SECRET, ...).
+// accepted). Environment overrides of the GitHub credentials are the
+// server's to apply.
 func LoadBot(path string) (*Bot, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load bot config: %w", err)
 	}
-	b, err := ParseBot(path, data)
-	if err != nil {
-		return nil, err
-	}
-	b.Github.SetValuesFromEnv("")
-	return b, nil
+	return ParseBot(path, data)
 }
 
-// ParseBot decodes bot.yaml content; file is the name used in errors. It
-// does not apply environment overrides.
+// ParseBot decodes bot.yaml content; file is the name used in errors.
 func ParseBot(file string, data []byte) (*Bot, error) {
 	var errs Errors
 	b := &Bot{}
@@ -114,7 +127,7 @@ func ParseBot(file string, data []byte) (*Bot, error) {
 	}
 	m := d.mapping(root, "bot", Pos{File: file, Line: 1, Col: 1},
 		"github", "server", "store", "kubernetesRuntimes", "containerRegistries", "branches", "localRunner")
-	d.botGithub(m.sub("github", "webUrl", "v3ApiUrl", "v4ApiUrl", "app", "oauth"), &b.Github)
+	d.botGitHub(m.sub("github", "webUrl", "v3ApiUrl", "v4ApiUrl", "app", "oauth"), &b.GitHub)
 
 	srv := m.sub("server", "address", "port")
 	b.Server.Address = srv.str("address")
@@ -164,9 +177,9 @@ func ParseBot(file string, data []byte) (*Bot, error) {
 	return b, nil
 }
 
-// botGithub decodes go-githubapp's config. Secret values never appear in
+// botGitHub decodes the github section. Secret values never appear in
 // errors: only their kind does.
-func (d *decoder) botGithub(m *mapping, c *githubapp.Config) {
+func (d *decoder) botGitHub(m *mapping, c *GitHub) {
 	c.WebURL = m.str("webUrl")
 	c.V3APIURL = m.str("v3ApiUrl")
 	c.V4APIURL = m.str("v4ApiUrl")

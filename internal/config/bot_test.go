@@ -30,14 +30,12 @@ container_registries:
 branches: [main, release]
 localRunner: {passEnv: [AWS_PROFILE]}
 `), 0o600))
-	t.Setenv("GITHUB_APP_WEBHOOK_SECRET", "from-env")
-
 	b, err := LoadBot(path)
 	require.NoError(t, err)
-	assert.Equal(t, "https://github.example.com", b.Github.WebURL)
-	assert.Equal(t, int64(42), b.Github.App.IntegrationID)
-	assert.Equal(t, "from-env", b.Github.App.WebhookSecret, "the environment overrides the file")
-	assert.Equal(t, secret, b.Github.App.PrivateKey)
+	assert.Equal(t, "https://github.example.com", b.GitHub.WebURL)
+	assert.Equal(t, int64(42), b.GitHub.App.IntegrationID)
+	assert.Equal(t, "from-file", b.GitHub.App.WebhookSecret)
+	assert.Equal(t, secret, b.GitHub.App.PrivateKey)
 	assert.Equal(t, "127.0.0.1", b.Server.Address)
 	assert.Equal(t, 9000, b.Server.Port)
 	assert.Equal(t, "/var/lib/pvnbot/state.db", b.Store.Path)

@@ -3,63 +3,13 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/pvnbot/pvnbot/internal/clock"
-	"github.com/pvnbot/pvnbot/internal/desired"
 	"github.com/pvnbot/pvnbot/internal/runner"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
-
-// Result says when a target needs its next step.
-type Result struct {
-	// Requeue is true when a step is scheduled, RequeueAfter from now.
-	// False: the target waits for an event (approval, upstream channel,
-	// free slot, new desired state) or has nothing left to do.
-	Requeue      bool
-	RequeueAfter time.Duration
-}
-
-// TerminalError is an error that retrying the step cannot fix.
-type TerminalError struct{ Err error }
-
-func (e *TerminalError) Error() string { return e.Err.Error() }
-func (e *TerminalError) Unwrap() error { return e.Err }
-
-// IsTerminal reports whether err is a TerminalError.
-func IsTerminal(err error) bool {
-	var te *TerminalError
-	return errors.As(err, &te)
-}
-
-// Step takes the due step of one target, running its job (and any job it
-// leads to, such as an apply after fetch found drift) to the end in the
-// caller's goroutine. Errors from the store are transient: the step is
-// retried later. An unknown target is a TerminalError.
-func (e *Engine) Step(ctx context.Context, key desired.Key) (Result, error) {
-	e.mu.Lock()
-	t, ok := e.targets[key]
-	if !ok {
-		e.mu.Unlock()
-		return Result{}, &TerminalError{Err: fmt.Errorf("step %s: unknown target", key)}
-	}
-	now := e.clock.Now()
-	var err error
-	if t.job == nil && !dueOf(t).IsZero() && !dueOf(t).After(now) {
-		err = e.runStep(ctx, t, now)
-	} else {
-		e.mu.Unlock()
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	due := dueOf(t)
-	if due.IsZero() {
-		return Result{}, err
-	}
-	return Result{Requeue: true, RequeueAfter: max(due.Sub(e.clock.Now()), 0)}, err
-}
 
 // runStep decides t's step and runs the jobs it leads to, synchronously.
 // Called with e.mu held; returns with it released.

@@ -2,7 +2,6 @@ package desired
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -81,8 +80,9 @@ const reservedEnvPrefix = "PVN_"
 //
 // Targets are ordered by application, service, then the channels in the
 // order the application lists them. On any problem Build returns no targets
-// and an error that joins every problem, each naming the target and the
-// file:line:col it comes from: a partial list would read as removed targets.
+// and a config.Errors holding every problem at the file:line:col it comes
+// from, each message starting with the target: a partial list would read as
+// removed targets.
 func Build(set *config.Set, commit string, opts Options) ([]Target, error) {
 	if set == nil {
 		return nil, nil
@@ -99,30 +99,30 @@ func Build(set *config.Set, commit string, opts Options) ([]Target, error) {
 		}
 	}
 	targets := make([]Target, 0, n)
-	var errs []error
+	var errs config.Errors
 	for _, svc := range services {
 		app := b.apps[svc.Application]
 		if app == nil {
-			errs = append(errs, fmt.Errorf("%s: service %s: unknown application %q", svc.Pos, svc.Name, svc.Application))
+			errs = append(errs, &config.Error{Pos: svc.Pos, Msg: fmt.Sprintf("service %s: unknown application %q", svc.Name, svc.Application)})
 			continue
 		}
 		for _, o := range svc.PerReleaseChannel {
 			if !slices.ContainsFunc(app.ReleaseChannels, func(ch config.ReleaseChannel) bool { return ch.Name == o.ReleaseChannel }) {
-				errs = append(errs, fmt.Errorf("%s: service %s: perReleaseChannel: application %s has no release channel %q",
-					o.Pos, svc.Name, app.Name, o.ReleaseChannel))
+				errs = append(errs, &config.Error{Pos: o.Pos, Msg: fmt.Sprintf("service %s: perReleaseChannel: application %s has no release channel %q",
+					svc.Name, app.Name, o.ReleaseChannel)})
 			}
 		}
 		for i := range app.ReleaseChannels {
-			t, err := b.target(svc, app, &app.ReleaseChannels[i])
-			if err != nil {
-				errs = append(errs, err)
+			t, problems := b.target(svc, app, &app.ReleaseChannels[i])
+			if len(problems) > 0 {
+				errs = append(errs, problems...)
 				continue
 			}
 			targets = append(targets, t)
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, config.Combine(errs)
 	}
 	return targets, nil
 }
@@ -157,23 +157,24 @@ func newBuilder(set *config.Set, commit string, opts Options) *builder {
 // targetBuild gathers the problems of one target.
 type targetBuild struct {
 	key  Key
-	errs []error
+	errs config.Errors
 }
 
+// errorf records a problem at pos; its message names the target.
 func (t *targetBuild) errorf(pos config.Pos, format string, args ...any) {
-	t.errs = append(t.errs, fmt.Errorf("%s: %s: %s", t.key, pos, fmt.Sprintf(format, args...)))
+	t.errs = append(t.errs, &config.Error{Pos: pos, Msg: t.key.String() + ": " + fmt.Sprintf(format, args...)})
 }
 
-func (b *builder) target(svc *config.Service, app *config.Application, ch *config.ReleaseChannel) (Target, error) {
+func (b *builder) target(svc *config.Service, app *config.Application, ch *config.ReleaseChannel) (Target, config.Errors) {
 	tb := &targetBuild{key: Key{Application: app.Name, Service: svc.Name, ReleaseChannel: ch.Name}}
 	link, ok := resolveConnection(tb, svc, ch)
 	if !ok {
-		return Target{}, errors.Join(tb.errs...)
+		return Target{}, tb.errs
 	}
 	rt := b.runtimes[link.Runtime]
 	if rt == nil {
 		tb.errorf(link.Pos, "unknown runtime %q", link.Runtime)
-		return Target{}, errors.Join(tb.errs...)
+		return Target{}, tb.errs
 	}
 	bi := builtins{
 		Service:        named{svc.Name},
@@ -184,7 +185,7 @@ func (b *builder) target(svc *config.Service, app *config.Application, ch *confi
 	}
 	ps := b.resolveParams(tb, svc, ch, rt, bi)
 	if len(tb.errs) > 0 {
-		return Target{}, ps.scrub(errors.Join(tb.errs...))
+		return Target{}, ps.scrub(tb.errs)
 	}
 
 	r := newRenderer(b.tmpl, tb, ps, bi, b.opts.Registries)
@@ -224,7 +225,7 @@ func (b *builder) target(svc *config.Service, app *config.Application, ch *confi
 	t.Policy = policy(c)
 	t.Preconditions = preconditions(ch.Preconditions)
 	if len(tb.errs) > 0 {
-		return Target{}, ps.scrub(errors.Join(tb.errs...))
+		return Target{}, ps.scrub(tb.errs)
 	}
 	b.digest = appendDigestInput(b.digest[:0], &t, ps)
 	t.Digest = sum(b.digest)

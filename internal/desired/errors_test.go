@@ -20,71 +20,71 @@ func TestBuildErrors(t *testing.T) {
 				set.Runtimes[0].Custom.Parameters = append(set.Runtimes[0].Custom.Parameters,
 					config.Parameter{Pos: at("runtimes/rt.pvn.yaml", 36), Name: "commit", Required: true, Type: config.ParamString})
 			},
-			want: []string{"app/svc/staging: services/svc.pvn.yaml:1:3: parameter commit of runtime rt is required and has no value (declared at runtimes/rt.pvn.yaml:36:3)",
+			want: []string{"services/svc.pvn.yaml:1:3: app/svc/staging: parameter commit of runtime rt is required and has no value (declared at runtimes/rt.pvn.yaml:36:3)",
 				"app/svc/production: "},
 		},
 		"unknown parameter in a runtime template": {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.Apply.TaskConfig.Program.Cmd = texts("runtimes/rt.pvn.yaml", 11, "apply", "{{.Params.chngeId}}")
 			},
-			want: []string{"app/svc/staging: runtimes/rt.pvn.yaml:12:3: template: apply.cmd[1]:1:9: executing \"apply.cmd[1]\" at <.Params.chngeId>: map has no entry for key \"chngeId\""},
+			want: []string{"runtimes/rt.pvn.yaml:12:3: app/svc/staging: template: apply.cmd[1]:1:9: executing \"apply.cmd[1]\" at <.Params.chngeId>: map has no entry for key \"chngeId\""},
 		},
 		"unknown builtin": {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.ApplyID = text("{{.Builtins.Sha}}", at("runtimes/rt.pvn.yaml", 40))
 			},
-			want: []string{"app/svc/staging: runtimes/rt.pvn.yaml:40:3: template: applyId:1:11: executing \"applyId\" at <.Builtins.Sha>: can't evaluate field Sha"},
+			want: []string{"runtimes/rt.pvn.yaml:40:3: app/svc/staging: template: applyId:1:11: executing \"applyId\" at <.Builtins.Sha>: can't evaluate field Sha"},
 		},
 		"template that does not parse": {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.Fetch.TaskConfig.Program.Cmd = texts("runtimes/rt.pvn.yaml", 21, "{{.Params.changeId")
 			},
-			want: []string{"app/svc/production: runtimes/rt.pvn.yaml:21:3: template: fetch.cmd[0]:1: unclosed action"},
+			want: []string{"runtimes/rt.pvn.yaml:21:3: app/svc/production: template: fetch.cmd[0]:1: unclosed action"},
 		},
 		"unknown parameter in a service value": {
 			change: func(set *config.Set) {
 				set.Services[0].CustomRuntime.ParameterValues = []config.ParameterValue{value("changeId", config.ParamString, "{{.Params.release}}", 7)}
 			},
-			want: []string{"app/svc/staging: services/svc.pvn.yaml:7:3: template: parameterValues.changeId:1:9: executing \"parameterValues.changeId\" at <.Params.release>: map has no entry for key \"release\""},
+			want: []string{"services/svc.pvn.yaml:7:3: app/svc/staging: template: parameterValues.changeId:1:9: executing \"parameterValues.changeId\" at <.Params.release>: map has no entry for key \"release\""},
 		},
 		"value for a parameter the runtime does not declare": {
 			change: func(set *config.Set) {
 				set.Services[0].CustomRuntime.ParameterValues = []config.ParameterValue{value("chngeId", config.ParamString, "x", 7)}
 			},
-			want: []string{"app/svc/staging: services/svc.pvn.yaml:7:3: parameter chngeId: runtime rt has no such parameter"},
+			want: []string{"services/svc.pvn.yaml:7:3: app/svc/staging: parameter chngeId: runtime rt has no such parameter"},
 		},
 		"value of the wrong type": {
 			change: func(set *config.Set) {
 				set.Services[0].CustomRuntime.ParameterValues = []config.ParameterValue{value("replicas", config.ParamString, "5", 7)}
 			},
-			want: []string{"services/svc.pvn.yaml:7:3: parameter replicas: runtime rt declares it int, the value given is string"},
+			want: []string{"services/svc.pvn.yaml:7:3: app/svc/staging: parameter replicas: runtime rt declares it int, the value given is string"},
 		},
 		"int parameter that is not an integer": {
 			change: func(set *config.Set) {
 				set.Services[0].CustomRuntime.ParameterValues = []config.ParameterValue{value("replicas", config.ParamInt, "five", 7)}
 			},
-			want: []string{"services/svc.pvn.yaml:7:3: parameter replicas: \"five\" is not an integer"},
+			want: []string{"services/svc.pvn.yaml:7:3: app/svc/staging: parameter replicas: \"five\" is not an integer"},
 		},
 		"required service parameter without a default": {
 			change: func(set *config.Set) {
 				set.Services[0].Parameters = []config.Parameter{{Pos: at("services/svc.pvn.yaml", 12), Name: "release", Required: true, Type: config.ParamString}}
 			},
-			want: []string{"app/svc/staging: services/svc.pvn.yaml:12:3: service parameter release is required and has no value"},
+			want: []string{"services/svc.pvn.yaml:12:3: app/svc/staging: service parameter release is required and has no value"},
 		},
 		"several runtimes and no runtimeConnection": {
 			change: func(set *config.Set) {
 				set.Runtimes = append(set.Runtimes, seedRuntime("vm"))
 				set.Applications[0] = seedApp("app", "rt", "vm")
 			},
-			want: []string{"app/svc/staging: services/svc.pvn.yaml:1:3: runtimeConnection is required: release channel staging has several runtimes (rt, vm)"},
+			want: []string{"services/svc.pvn.yaml:1:3: app/svc/staging: runtimeConnection is required: release channel staging has several runtimes (rt, vm)"},
 		},
 		"unknown runtimeConnection": {
 			change: func(set *config.Set) { set.Services[0].RuntimeConnection = "vm" },
-			want:   []string{"app/svc/staging: services/svc.pvn.yaml:1:3: runtimeConnection \"vm\": release channel staging has no such runtime connection (it has rt)"},
+			want:   []string{"services/svc.pvn.yaml:1:3: app/svc/staging: runtimeConnection \"vm\": release channel staging has no such runtime connection (it has rt)"},
 		},
 		"unknown runtime": {
 			change: func(set *config.Set) { set.Runtimes = nil },
-			want:   []string{"app/svc/staging: apps/app.pvn.yaml:4:3: unknown runtime \"rt\""},
+			want:   []string{"apps/app.pvn.yaml:4:3: app/svc/staging: unknown runtime \"rt\""},
 		},
 		"unknown application": {
 			change: func(set *config.Set) { set.Services[0].Application = "nope" },
@@ -100,20 +100,20 @@ func TestBuildErrors(t *testing.T) {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.Apply.Env = []config.EnvVar{{Pos: at("runtimes/rt.pvn.yaml", 16), Name: "PVN_COMMIT", Value: ptr(text("x", config.Pos{}))}}
 			},
-			want: []string{"runtimes/rt.pvn.yaml:16:3: apply.env.PVN_COMMIT: the PVN_ prefix is reserved"},
+			want: []string{"runtimes/rt.pvn.yaml:16:3: app/svc/staging: apply.env.PVN_COMMIT: the PVN_ prefix is reserved"},
 		},
 		"env name given by program and job": {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.Apply.TaskConfig.Program.Env = []config.EnvVar{{Name: "A", Value: ptr(text("1", config.Pos{}))}}
 				set.Runtimes[0].Custom.Apply.Env = []config.EnvVar{{Pos: at("runtimes/rt.pvn.yaml", 16), Name: "A", Value: ptr(text("2", config.Pos{}))}}
 			},
-			want: []string{"runtimes/rt.pvn.yaml:16:3: apply.env.A: the variable is also set by the program's env"},
+			want: []string{"runtimes/rt.pvn.yaml:16:3: app/svc/staging: apply.env.A: the variable is also set by the program's env"},
 		},
 		"two parameters for one variable": {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.Parameters = append(set.Runtimes[0].Custom.Parameters, stringParam("a-b", "1"), stringParam("a_b", "2"))
 			},
-			want: []string{"runtimes/rt.pvn.yaml:1:3: parameters a-b and a_b would both be given to jobs as PVN_PARAM_a_b"},
+			want: []string{"runtimes/rt.pvn.yaml:1:3: app/svc/staging: parameters a-b and a_b would both be given to jobs as PVN_PARAM_a_b"},
 		},
 	}
 	for name, tc := range tests {
@@ -139,10 +139,10 @@ func TestBuildReportsEveryProblem(t *testing.T) {
 	_, err := Build(set, commitA, Options{})
 	require.Error(t, err)
 	for _, w := range []string{
-		"app/svc/staging: runtimes/rt.pvn.yaml:11:3:",
-		"app/svc/staging: runtimes/rt.pvn.yaml:21:3:",
-		"app/svc/production: runtimes/rt.pvn.yaml:11:3:",
-		"app/svc/production: runtimes/rt.pvn.yaml:21:3:",
+		"runtimes/rt.pvn.yaml:11:3: app/svc/staging:",
+		"runtimes/rt.pvn.yaml:21:3: app/svc/staging:",
+		"runtimes/rt.pvn.yaml:11:3: app/svc/production:",
+		"runtimes/rt.pvn.yaml:21:3: app/svc/production:",
 		"service other: unknown application \"missing\"",
 	} {
 		assert.Contains(t, err.Error(), w)
@@ -157,5 +157,5 @@ func TestBuildManifestErrorPointsIntoTheFile(t *testing.T) {
 	}}
 	_, err := Build(set, commitA, Options{})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "app/svc/staging: runtimes/rt.pvn.yaml:14:3: template: runtimes/job.yaml:3:19: executing \"runtimes/job.yaml\" at <.Params.nope>: map has no entry for key \"nope\"")
+	assert.Contains(t, err.Error(), "runtimes/rt.pvn.yaml:14:3: app/svc/staging: template: runtimes/job.yaml:3:19: executing \"runtimes/job.yaml\" at <.Params.nope>: map has no entry for key \"nope\"")
 }

@@ -1,7 +1,6 @@
 package desired
 
 import (
-	"errors"
 	"maps"
 	"slices"
 	"strconv"
@@ -195,21 +194,15 @@ func (ps *params) secretNames() []string {
 	return names
 }
 
-// scrub replaces any secret value found in err's message. Errors are built
-// from markers, not values, so this is a last guard.
-func (ps *params) scrub(err error) error {
-	if err == nil || ps == nil {
-		return err
-	}
-	msg := err.Error()
-	clean := msg
-	for _, p := range ps.list {
-		if p.secret && p.value != "" {
-			clean = strings.ReplaceAll(clean, p.value, "(secret)")
+// scrub replaces any secret value found in the problems' messages. They
+// are built from markers, not values, so this is a last guard.
+func (ps *params) scrub(errs config.Errors) config.Errors {
+	for _, e := range errs {
+		for _, p := range ps.list {
+			if p.secret && p.value != "" {
+				e.Msg = strings.ReplaceAll(e.Msg, p.value, "(secret)")
+			}
 		}
 	}
-	if clean == msg {
-		return err
-	}
-	return errors.New(clean)
+	return errs
 }

@@ -2,7 +2,6 @@ package desired
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -68,25 +67,25 @@ func TestBuildSecretErrors(t *testing.T) {
 		want   string
 	}{
 		"no secret source": {
-			want: "app/svc/staging: services/svc.pvn.yaml:8:3: secret parameter token: no secret source is configured",
+			want: "services/svc.pvn.yaml:8:3: app/svc/staging: secret parameter token: no secret source is configured",
 		},
 		"lookup fails": {
 			opts: Options{Secrets: &secrets{}},
-			want: "services/svc.pvn.yaml:8:3: secret parameter token: look up key \"db/token\": no secret db/token@3",
+			want: "services/svc.pvn.yaml:8:3: app/svc/staging: secret parameter token: look up key \"db/token\": no secret db/token@3",
 		},
 		"secret in a command": {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.Apply.TaskConfig.Program.Cmd = texts("runtimes/rt.pvn.yaml", 11, "login", "{{.Params.token}}")
 			},
 			opts: Options{Secrets: secretSource(secretValue)},
-			want: "runtimes/rt.pvn.yaml:12:3: apply.cmd[1] refers to a secret parameter: secrets reach jobs only through their env",
+			want: "runtimes/rt.pvn.yaml:12:3: app/svc/staging: apply.cmd[1] refers to a secret parameter: secrets reach jobs only through their env",
 		},
 		"part of a secret in applyId": {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.ApplyID = text(`{{printf "%.3s" .Params.token}}`, at("runtimes/rt.pvn.yaml", 40))
 			},
 			opts: Options{Secrets: secretSource(secretValue)},
-			want: "runtimes/rt.pvn.yaml:40:3: applyId refers to a secret parameter",
+			want: "runtimes/rt.pvn.yaml:40:3: app/svc/staging: applyId refers to a secret parameter",
 		},
 		"secret in a manifest": {
 			change: func(set *config.Set) {
@@ -96,14 +95,14 @@ func TestBuildSecretErrors(t *testing.T) {
 				}}
 			},
 			opts: Options{Secrets: secretSource(secretValue)},
-			want: "runtimes/rt.pvn.yaml:14:3: runtimes/job.yaml refers to a secret parameter",
+			want: "runtimes/rt.pvn.yaml:14:3: app/svc/staging: runtimes/job.yaml refers to a secret parameter",
 		},
 		"template error in an env value that uses the secret": {
 			change: func(set *config.Set) {
 				set.Runtimes[0].Custom.Apply.TaskConfig.Program.Env[0].Value = ptr(text(`{{.Params.token}}{{.Params.missing}}`, at("runtimes/rt.pvn.yaml", 15)))
 			},
 			opts: Options{Secrets: secretSource(secretValue)},
-			want: "runtimes/rt.pvn.yaml:15:3: template: apply.program.env.AUTH:1:26: executing \"apply.program.env.AUTH\" at <.Params.missing>: map has no entry for key \"missing\"",
+			want: "runtimes/rt.pvn.yaml:15:3: app/svc/staging: template: apply.program.env.AUTH:1:26: executing \"apply.program.env.AUTH\" at <.Params.missing>: map has no entry for key \"missing\"",
 		},
 		"required secret without a value": {
 			change: func(set *config.Set) {
@@ -130,11 +129,9 @@ func TestBuildSecretErrors(t *testing.T) {
 
 func TestScrubHidesSecretValues(t *testing.T) {
 	ps := &params{list: []param{{name: "token", value: secretValue, secret: true}, {name: "id", value: "visible"}}}
-	err := ps.scrub(errors.New("x " + secretValue + " visible"))
-	assert.EqualError(t, err, "x (secret) visible")
-
-	plain := errors.New("nothing to hide")
-	assert.Same(t, plain, ps.scrub(plain), "an error without a secret is kept as it is")
+	pos := config.Pos{File: "svc.pvn.yaml", Line: 3, Col: 5}
+	errs := ps.scrub(config.Errors{{Pos: pos, Msg: "x " + secretValue + " visible"}, {Pos: pos, Msg: "nothing to hide"}})
+	assert.EqualError(t, errs, "svc.pvn.yaml:3:5: x (secret) visible\nsvc.pvn.yaml:3:5: nothing to hide")
 }
 
 // A command may test whether a secret is set, without seeing its value.

@@ -41,9 +41,13 @@ func runApprove(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "bot approve: who approves? use --as NAME ($USER is not set)")
 		return 2
 	}
-	path, _ := statePath(*state, *repo)
+	path, name, err := stateOf(*state, *repo)
+	if err != nil {
+		fmt.Fprintf(stderr, "bot approve: %v\n", err)
+		return 2
+	}
 	req := reconcile.ApprovalRequest{Application: fs.Arg(0), ReleaseChannel: fs.Arg(1), Services: fs.Args()[2:], Who: *who}
-	res, err := localmode.Approve(ctx, localmode.ApproveOptions{StatePath: path, Request: req})
+	res, err := localmode.Approve(ctx, localmode.ApproveOptions{StatePath: path, Repo: name, Request: req})
 	for _, k := range res.Approved {
 		fmt.Fprintf(stdout, "approved %s as %s\n", k, *who)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -130,13 +131,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
-// statePath is --state, else the default state file of --repo.
-func statePath(state, repo string) (string, error) {
-	switch {
-	case state != "":
-		return state, nil
-	case repo != "":
-		return localmode.DefaultStatePath(repo), nil
+// stateOf is what --state and --repo name: the state file (--state, else
+// --repo's default one) and the repository in it (--repo's; empty: the
+// file's only one).
+func stateOf(state, repo string) (path, name string, err error) {
+	path = state
+	if path == "" {
+		path = localmode.DefaultStatePath(cmp.Or(repo, "."))
 	}
-	return localmode.DefaultStatePath("."), nil
+	if repo != "" {
+		if name, err = localmode.RepoName(repo); err != nil {
+			return "", "", err
+		}
+	}
+	return path, name, nil
 }

@@ -32,8 +32,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fs.Usage()
 		return 2
 	}
-	path, _ := statePath(*state, *repo)
-	states, err := localmode.Status(ctx, path)
+	path, name, err := stateOf(*state, *repo)
+	if err != nil {
+		fmt.Fprintf(stderr, "bot status: %v\n", err)
+		return 2
+	}
+	states, err := localmode.Status(ctx, path, name)
 	if err != nil {
 		fmt.Fprintf(stderr, "bot status: %v\n", err)
 		return 1

@@ -71,7 +71,7 @@ func BenchmarkConvergeRoundTrip(b *testing.B) {
 
 	// The first version makes the namespace, outside the measure.
 	commit, targets := release(0)
-	bot := startBot(b, store.NewMemory(), commit, targets)
+	bot := startBot(b, store.NewMemory().Repo(repoName), commit, targets)
 	bot.rec.waitFor(b, "first convergence", convergedAt("v0"))
 
 	var took []time.Duration

@@ -59,7 +59,7 @@ echo "applied $PVN_SERVICE"
 	commit := commitOf(3)
 
 	w := watchApplies(t, ctx, rt)
-	b := startBot(t, store.NewMemory(), commit, r.targets(commit))
+	b := startBot(t, store.NewMemory().Repo(repoName), commit, r.targets(commit))
 
 	for released := 0; released < targets; released++ {
 		want := min(limit, targets-released)

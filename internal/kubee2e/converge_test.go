@@ -68,7 +68,7 @@ func TestFetchDriftApplyConverges(t *testing.T) {
 `, rt, cluster, apply, fetch))
 	r.demo(rt, "shop")
 	commit := commitOf(1)
-	st := store.NewMemory()
+	st := store.NewMemory().Repo(repoName)
 
 	b := startBot(t, st, commit, r.targets(commit))
 	states := b.rec.waitFor(t, "CONVERGED", allConverged(1))

@@ -54,7 +54,7 @@ printf '{"outputs":[{"name":"deployed","text":"%%s at %%s"},{"name":"service","t
 	r.demo(rt, "shop")
 	commit := commitOf(2)
 
-	b := startBot(t, store.NewMemory(), commit, r.targets(commit))
+	b := startBot(t, store.NewMemory().Repo(repoName), commit, r.targets(commit))
 	key := desired.Key{Application: "demo", Service: "shop", ReleaseChannel: "staging"}
 	states := b.rec.waitFor(t, "getInfo's outputs", func(s map[desired.Key]store.TargetState) bool {
 		return s[key].Status == store.StatusConverged && len(s[key].Info) > 0

@@ -114,6 +114,9 @@ type bot struct {
 	done   chan error
 }
 
+// repoName is the repository the tests' records belong to.
+const repoName = "github.com/acme/deploys"
+
 // startBot starts an engine over st with the Kubernetes runner, gives it
 // targets at commit and runs it until stop (or the test's end).
 func startBot(t testing.TB, st reconcile.Store, commit string, targets []desired.Target) *bot {

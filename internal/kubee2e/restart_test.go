@@ -56,7 +56,7 @@ echo "applied"
 
 	st1, err := store.OpenSQLite(ctx, dbPath)
 	require.NoError(t, err)
-	first := startBot(t, st1, commit, targets)
+	first := startBot(t, st1.Repo(repoName), commit, targets)
 	ns := kube.DefaultNamespace(rt)
 	pod := plane.UntilPod(t, ctx, ns, kube.LabelRuntime+"="+rt+","+kube.LabelAction+"=apply", kubetest.PodRunning)
 	first.stop(t, runner.ErrDetached)
@@ -70,12 +70,13 @@ echo "applied"
 	st2, err := store.OpenSQLite(ctx, dbPath)
 	require.NoError(t, err)
 	t.Cleanup(func() { st2.Close() })
-	before := applyRuns(t, ctx, st2, key)
+	repo2 := st2.Repo(repoName)
+	before := applyRuns(t, ctx, repo2, key)
 	require.Len(t, before, 1)
 	assert.True(t, before[0].Finished.IsZero(), "the apply is recorded as started, not finished")
 	assert.Equal(t, runID, kube.LabelValue(before[0].ID))
 
-	second := startBot(t, st2, commit, targets)
+	second := startBot(t, repo2, commit, targets)
 	require.NoError(t, os.WriteFile(gate, nil, 0o644))
 	states := second.rec.waitFor(t, "CONVERGED after the restart", allConverged(1))
 
@@ -88,7 +89,7 @@ echo "applied"
 	require.NoError(t, err)
 	assert.Equal(t, "shop\n", string(data), "the apply process started once")
 
-	after := applyRuns(t, ctx, st2, key)
+	after := applyRuns(t, ctx, repo2, key)
 	require.Len(t, after, 1, "one apply in the audit log")
 	assert.Equal(t, before[0].ID, after[0].ID)
 	assert.False(t, after[0].Finished.IsZero())

@@ -3,7 +3,6 @@ package localmode
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -23,7 +22,10 @@ import (
 // ApproveOptions is one `bot approve`.
 type ApproveOptions struct {
 	StatePath string
-	Request   reconcile.ApprovalRequest
+	// Repo names the repository, as RepoName does; empty: the state
+	// file's only one.
+	Repo    string
+	Request reconcile.ApprovalRequest
 }
 
 // ApproveResult is what happened to an approval.
@@ -39,14 +41,11 @@ type RefusedError = reconcile.RefusedError
 // channel, as SPEC §6's `bot approve`. Unknown names and channels where
 // nothing waits are refused with a *RefusedError.
 func Approve(ctx context.Context, opts ApproveOptions) (ApproveResult, error) {
-	if _, err := os.Stat(opts.StatePath); err != nil {
-		return ApproveResult{}, fmt.Errorf("no state at %s: has `bot run` run on this repository? (%w)", opts.StatePath, err)
-	}
-	st, err := store.OpenSQLite(ctx, opts.StatePath)
+	db, st, err := openRepo(ctx, opts.StatePath, opts.Repo)
 	if err != nil {
 		return ApproveResult{}, err
 	}
-	defer st.Close()
+	defer db.Close()
 	states, err := st.LoadTargets(ctx)
 	if err != nil {
 		return ApproveResult{}, err

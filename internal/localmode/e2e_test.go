@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pvnbot/pvnbot/internal/gitrepo/gitrepotest"
+	"github.com/pvnbot/pvnbot/internal/localmode"
 	"github.com/pvnbot/pvnbot/internal/runner"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
@@ -143,12 +144,15 @@ func (f *fixture) runOnce() (string, int) {
 	return out + errOut, code
 }
 
-func (f *fixture) open() *store.SQLite {
+// open opens the state file and returns the repository's records.
+func (f *fixture) open() *store.SQLiteRepo {
 	f.t.Helper()
 	st, err := store.OpenSQLite(context.Background(), f.state)
 	require.NoError(f.t, err)
 	f.t.Cleanup(func() { st.Close() })
-	return st
+	name, err := localmode.RepoName(f.repo.Dir)
+	require.NoError(f.t, err)
+	return st.RepoOf(name)
 }
 
 func (f *fixture) statuses() map[string]store.Status {

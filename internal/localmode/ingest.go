@@ -10,6 +10,8 @@ import (
 
 	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/ingest"
+	"github.com/pvnbot/pvnbot/internal/reconcile"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
 
@@ -20,120 +22,107 @@ type gitRepo interface {
 	FS(sha string) (fs.FS, error)
 }
 
-// ingestLog remembers which commits of a branch were taken.
-type ingestLog interface {
-	IngestCommit(ctx context.Context, repo, branch, sha string) (int64, error)
-	LastIngested(ctx context.Context, repo, branch string) (string, int64, error)
-}
-
-// desiredSetter takes the desired set at a commit (the engine).
-type desiredSetter interface {
-	SetDesired(ctx context.Context, commit string, targets []desired.Target) error
-}
-
-// ingester moves the engine along a branch, one commit at a time.
-type ingester struct {
-	repo     gitRepo
-	repoKey  string // how the ingest log names the repository
+// branchWalker moves a repository's engine along a branch on the local
+// disk, one commit at a time, through the shared ingest path.
+type branchWalker struct {
+	git      gitRepo
 	branch   string
 	links    Links
-	log      ingestLog
-	engine   desiredSetter
+	store    store.Store // the repository's: its ingest log
+	ingest   *ingest.Repo
 	progress *Progress
+}
+
+func newBranchWalker(git gitRepo, name, branch string, links Links, st store.Store, engine *reconcile.Engine, progress *Progress) *branchWalker {
+	return &branchWalker{
+		git: git, branch: branch, links: links, store: st, progress: progress,
+		ingest: &ingest.Repo{Name: name, Engine: expecting{engine, progress}, Log: st, Options: links.ingestOptions()},
+	}
 }
 
 // catchUp ingests every commit of the branch after the last one ingested,
 // oldest first (first parents only). The first time, only the tip is taken.
-func (in *ingester) catchUp(ctx context.Context) error {
-	head, err := in.repo.Head(in.branch)
+func (w *branchWalker) catchUp(ctx context.Context) error {
+	head, err := w.git.Head(w.branch)
 	if err != nil {
-		return fmt.Errorf("read branch %s: %w", in.branch, err)
+		return fmt.Errorf("read branch %s: %w", w.branch, err)
 	}
-	last, _, err := in.log.LastIngested(ctx, in.repoKey, in.branch)
+	last, _, err := w.store.LastIngested(ctx, w.branch)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	if last == head {
 		return nil
 	}
-	commits, err := in.repo.Log(last, head)
+	commits, err := w.git.Log(last, head)
 	if err != nil {
-		return fmt.Errorf("list commits of %s: %w", in.branch, err)
+		return fmt.Errorf("list commits of %s: %w", w.branch, err)
 	}
 	for _, sha := range commits {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := in.ingest(ctx, sha); err != nil {
+		if err := w.take(ctx, sha); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ingest loads the configs at sha from the commit's tree (not the working
-// tree), and hands the targets they render to the engine. A commit whose
-// configs are invalid is reported and skipped: the engine keeps working
-// towards the previous desired state.
-func (in *ingester) ingest(ctx context.Context, sha string) error {
-	targets, problems, err := Render(in.repo, sha, in.links)
+// take ingests one commit, read from its tree (not the working tree). A
+// commit whose configs are invalid is reported and skipped: the engine
+// keeps working towards the previous desired state.
+func (w *branchWalker) take(ctx context.Context, sha string) error {
+	tree, err := w.git.FS(sha)
+	if err != nil {
+		return fmt.Errorf("read commit %s: %w", short(sha), err)
+	}
+	res, err := w.ingest.Ingest(ctx, w.branch, sha, tree)
 	if err != nil {
 		return err
 	}
-	if problems != nil {
-		in.progress.Note("commit %s has invalid configs; the previous desired state stays in force:\n%s",
-			short(sha), indent(problems.Error()))
-	} else {
-		in.progress.Note("commit %s: %d targets", short(sha), len(targets))
-		keys := make([]desired.Key, len(targets))
-		for i, tg := range targets {
-			keys[i] = tg.Key
-		}
-		in.progress.Expect(keys)
-		if err := in.engine.SetDesired(ctx, sha, targets); err != nil {
-			return fmt.Errorf("set desired state of commit %s: %w", short(sha), err)
-		}
+	if len(res.Problems) > 0 {
+		w.progress.Note("commit %s has invalid configs; the previous desired state stays in force:\n%s",
+			short(sha), indent(res.Problems.Error()+localHint(tree, w.links)))
+		return nil
 	}
-	if _, err := in.log.IngestCommit(ctx, in.repoKey, in.branch, sha); err != nil {
-		return err
-	}
+	w.progress.Note("commit %s: %d targets", short(sha), len(res.Targets))
 	return nil
 }
 
+// expecting tells Progress of the targets about to be reported.
+type expecting struct {
+	*reconcile.Engine
+	progress *Progress
+}
+
+func (x expecting) SetDesired(ctx context.Context, commit string, targets []desired.Target) error {
+	keys := make([]desired.Key, len(targets))
+	for i, tg := range targets {
+		keys[i] = tg.Key
+	}
+	x.progress.Expect(keys)
+	return x.Engine.SetDesired(ctx, commit, targets)
+}
+
 // Render loads and validates the configs of commit sha and renders its
-// targets. problems holds every config error (path:line:col: message);
-// err is a failure to read the commit.
-func Render(repo interface{ FS(string) (fs.FS, error) }, sha string, links Links) (targets []desired.Target, problems, err error) {
+// targets, as bot run would. problems holds every config problem
+// (path:line:col: message); err is a failure to read the commit.
+func Render(repo interface{ FS(string) (fs.FS, error) }, sha string, links Links) ([]desired.Target, config.Errors, error) {
 	tree, err := repo.FS(sha)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read commit %s: %w", short(sha), err)
 	}
-	set, loadErr := config.LoadFS(tree)
+	return ingest.Render(tree, sha, links.ingestOptions())
+}
+
+// localHint explains, when a runtime names a Kubernetes cluster bot run is
+// not linked to, how to link it; "" otherwise.
+func localHint(tree fs.FS, links Links) string {
+	set, _ := config.LoadFS(tree)
 	if set == nil {
-		return nil, nil, fmt.Errorf("load configs of commit %s: %w", short(sha), loadErr)
+		return ""
 	}
-	if errs := config.Combine(loadErr, set.Validate(links.linked())); errs != nil {
-		return nil, withLocalHint(set, links, errs), nil
-	}
-	targets, err = desired.Build(set, sha, links.desiredOptions())
-	if err != nil {
-		return nil, err, nil
-	}
-	return targets, nil, nil
-}
-
-// errHint adds a line to config errors.
-type errHint struct {
-	err  error
-	hint string
-}
-
-func (e errHint) Error() string { return e.err.Error() + "\n" + e.hint }
-func (e errHint) Unwrap() error { return e.err }
-
-// withLocalHint explains, when a runtime names a Kubernetes cluster, that
-// local mode has none.
-func withLocalHint(set *config.Set, links Links, errs error) error {
 	var remote []string
 	linked := links.clusterNames()
 	for _, rt := range set.Runtimes {
@@ -142,12 +131,12 @@ func withLocalHint(set *config.Set, links Links, errs error) error {
 		}
 	}
 	if len(remote) == 0 {
-		return errs
+		return ""
 	}
 	slices.Sort(remote)
-	return errHint{err: errs, hint: fmt.Sprintf("note: runtimes %s name Kubernetes runtimes bot run is not linked to; "+
+	return fmt.Sprintf("\nnote: runtimes %s name Kubernetes runtimes bot run is not linked to; "+
 		"link them with --kubeconfig FILE (each context is a runtime name) or --bot-config bot.yaml (kubernetesRuntimes), "+
-		"or run them as local processes (proxyRuntime: %s)", strings.Join(remote, ", "), config.LocalRuntime)}
+		"or run them as local processes (proxyRuntime: %s)", strings.Join(remote, ", "), config.LocalRuntime)
 }
 
 func indent(s string) string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/ingest"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
 	"github.com/pvnbot/pvnbot/internal/runner/kube"
 	"github.com/pvnbot/pvnbot/internal/runner/local"
@@ -92,12 +93,12 @@ func (l Links) linked() *config.Linked {
 	return linked
 }
 
-func (l Links) desiredOptions() desired.Options {
+func (l Links) ingestOptions() ingest.Options {
 	secrets := l.Secrets
 	if secrets == nil {
 		secrets = EnvSecrets(os.LookupEnv)
 	}
-	return desired.Options{Registries: l.Registries, Secrets: secrets}
+	return ingest.Options{Linked: l.linked(), Desired: desired.Options{Registries: l.Registries, Secrets: secrets}}
 }
 
 // runner runs local jobs with loc and, when clusters are linked, the others

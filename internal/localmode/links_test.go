@@ -69,7 +69,7 @@ service:
 	links := Links{Secrets: EnvSecrets(func(k string) (string, bool) { return "hunter2", k == "PVN_SECRET_DB_PASSWORD" })}
 	targets, problems, err := Render(repo.Open(), sha, links)
 	require.NoError(t, err)
-	require.NoError(t, problems)
+	require.Empty(t, problems)
 	require.Len(t, targets, 1)
 	var found bool
 	for _, v := range targets[0].Apply.Env {

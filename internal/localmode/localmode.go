@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pvnbot/pvnbot/internal/gitrepo"
@@ -30,6 +32,16 @@ const StateDir = ".pvnbot"
 // unless told otherwise: DIR/.pvnbot/pvnbot.db.
 func DefaultStatePath(repoDir string) string {
 	return filepath.Join(repoDir, StateDir, "pvnbot.db")
+}
+
+// RepoName is how the state file names the local repository at repoDir:
+// its absolute path.
+func RepoName(repoDir string) (string, error) {
+	abs, err := filepath.Abs(repoDir)
+	if err != nil {
+		return "", fmt.Errorf("repository %s: %w", repoDir, err)
+	}
+	return abs, nil
 }
 
 // Options is one `bot run`.
@@ -76,7 +88,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	repoDir, err := filepath.Abs(opts.RepoDir)
+	repoDir, err := RepoName(opts.RepoDir)
 	if err != nil {
 		return Result{}, err
 	}
@@ -108,16 +120,22 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	// killed (the crash test proves it), not a power loss, which may roll
 	// back the last few transitions (never corrupt the file). The engine
 	// then repeats a little work; `bot serve` keeps FULL.
-	st, err := store.OpenSQLite(ctx, opts.StatePath, store.WithSynchronousNormal())
+	db, err := store.OpenSQLite(ctx, opts.StatePath, store.WithSynchronousNormal())
 	if err != nil {
 		return Result{}, err
 	}
-	defer st.Close()
+	defer db.Close()
+	progress := NewProgress(opts.Out, opts.Terminal)
+	if opts.StatePath == DefaultStatePath(repoDir) {
+		if err := adoptMoved(ctx, db, repoDir, progress); err != nil {
+			return Result{}, err
+		}
+	}
+	st := db.Repo(repoDir)
 	saved, err := st.LoadTargets(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	progress := NewProgress(opts.Out, opts.Terminal)
 	progress.Seed(saved)
 
 	worktrees := gitrepo.NewWorktrees(repo, filepath.Join(filepath.Dir(opts.StatePath), "worktrees"))
@@ -125,11 +143,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	logger := opts.Logger.With("repo", repoDir)
 	engine, err := reconcile.New(ctx, reconcile.Options{
 		Runner:          jobs,
 		Store:           st,
 		Reporter:        progress,
-		Logger:          opts.Logger,
+		Logger:          logger,
 		MaxParallelJobs: opts.MaxParallelJobs,
 		// Drift made while the bot was down is found at start.
 		CheckAllOnStart: true,
@@ -139,13 +158,26 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	m := &mode{
 		opts: opts, engine: engine, progress: progress,
-		ingester: &ingester{
-			repo: repo, repoKey: repoDir, branch: opts.Branch, links: opts.Links, log: st,
-			engine: engine, progress: progress,
-		},
+		walker: newBranchWalker(repo, repoDir, opts.Branch, opts.Links, st, engine, progress),
 	}
 	progress.Note("watching %s branch %s; state in %s", repoDir, opts.Branch, opts.StatePath)
 	return m.run(ctx)
+}
+
+// adoptMoved carries the state of a repository that moved over to its new
+// path: the default state file lives inside the repository and moves with
+// it, so when it holds one repository under another path, and nothing under
+// this one, that is this repository.
+func adoptMoved(ctx context.Context, db *store.SQLite, repoDir string, progress *Progress) error {
+	repos, err := db.Repos(ctx)
+	if err != nil || len(repos) != 1 || repos[0] == repoDir {
+		return err
+	}
+	if err := db.RenameRepo(ctx, repos[0], repoDir); err != nil {
+		return err
+	}
+	progress.Note("the repository moved from %s: its state carries over", repos[0])
+	return nil
 }
 
 // mode is a running `bot run`.
@@ -153,7 +185,7 @@ type mode struct {
 	opts     Options
 	engine   *reconcile.Engine
 	progress *Progress
-	ingester *ingester
+	walker   *branchWalker
 }
 
 func (m *mode) run(ctx context.Context) (Result, error) {
@@ -216,7 +248,7 @@ loop:
 // poll ingests new commits of the branch and has the engine read again the
 // approvals `bot approve` stored meanwhile.
 func (m *mode) poll(ctx context.Context) error {
-	return errors.Join(m.ingester.catchUp(ctx), m.engine.Recheck(ctx))
+	return errors.Join(m.walker.catchUp(ctx), m.engine.Recheck(ctx))
 }
 
 // settled reports whether nothing is left to do now: the engine is idle (no
@@ -256,16 +288,45 @@ func settled(st store.TargetState, now time.Time) bool {
 	return !due(st.NextDue) && (st.Target.GetInfo == nil || !due(st.NextInfoDue))
 }
 
-// Status returns every target's state from the state file at statePath. It
-// reads while a `bot run` writes.
-func Status(ctx context.Context, statePath string) ([]store.TargetState, error) {
-	if _, err := os.Stat(statePath); err != nil {
-		return nil, fmt.Errorf("no state at %s: has `bot run` run on this repository? (%w)", statePath, err)
-	}
-	st, err := store.OpenSQLite(ctx, statePath)
+// Status returns every target's state of one repository from the state
+// file at statePath: the repository named repo, or when repo is empty the
+// file's only one. It reads while a `bot run` writes.
+func Status(ctx context.Context, statePath, repo string) ([]store.TargetState, error) {
+	db, st, err := openRepo(ctx, statePath, repo)
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
+	defer db.Close()
 	return st.LoadTargets(ctx)
+}
+
+// openRepo opens the state file at statePath and the store of repository
+// repo in it, or when repo is empty of the file's only repository.
+func openRepo(ctx context.Context, statePath, repo string) (*store.SQLite, store.Store, error) {
+	if _, err := os.Stat(statePath); err != nil {
+		return nil, nil, fmt.Errorf("no state at %s: has `bot run` run on this repository? (%w)", statePath, err)
+	}
+	db, err := store.OpenSQLite(ctx, statePath)
+	if err != nil {
+		return nil, nil, err
+	}
+	repos, err := db.Repos(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	switch {
+	case repo == "" && len(repos) == 1:
+		repo = repos[0]
+	case repo == "" && len(repos) == 0:
+		db.Close()
+		return nil, nil, fmt.Errorf("state file %s holds no repository yet: has `bot run` ingested a commit?", statePath)
+	case repo == "":
+		db.Close()
+		return nil, nil, fmt.Errorf("state file %s holds several repositories (%s): name one with --repo", statePath, strings.Join(repos, ", "))
+	case !slices.Contains(repos, repo):
+		db.Close()
+		return nil, nil, fmt.Errorf("state file %s has nothing of repository %s (it holds %s)", statePath, repo, strings.Join(repos, ", "))
+	}
+	return db, db.Repo(repo), nil
 }

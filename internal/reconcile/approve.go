@@ -22,6 +22,9 @@ type ApprovalRequest struct {
 	Services []string
 	// Who is the approving person (already authorised by the caller).
 	Who string
+	// Source says where the approval was given ("comment", "button",
+	// "cli"); URL links to it. Both are kept with the approval.
+	Source, URL string
 }
 
 // RefusedError is an approval that was not taken; Reason is meant for the
@@ -30,60 +33,108 @@ type RefusedError struct{ Reason string }
 
 func (e *RefusedError) Error() string { return e.Reason }
 
-// ApprovalStore is where approvals are kept.
+// ApprovalStore is where approvals are kept. store.Store satisfies it.
 type ApprovalStore interface {
-	AddApproval(ctx context.Context, a store.Approval) error
 	Approvals(ctx context.Context, key desired.Key, digest string) ([]store.Approval, error)
+	Save(ctx context.Context, b store.Batch) error
 }
 
 // Approve records req.Who's approval of the current desired state of each
-// waiting target it names, and returns those it approved. When nothing
-// could be approved the error is a *RefusedError saying why.
+// waiting target it names, and returns those it approved once the approvals
+// are durable. When nothing could be approved the error is a *RefusedError
+// saying why; any other error means the approvals could not be recorded.
+// It decides from the engine's memory: no store I/O happens under its lock.
 func (e *Engine) Approve(ctx context.Context, req ApprovalRequest) ([]desired.Key, error) {
-	defer e.flush(ctx)
-	defer e.poke()
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	states := make([]store.TargetState, 0, len(e.targets))
+	var candidates []store.TargetState
 	for _, t := range e.targets {
-		states = append(states, t.st)
+		if approvable(t.st, req) {
+			candidates = append(candidates, t.st)
+		}
+	}
+	plan, refused := planApproval(candidates, func(k desired.Key) []store.Approval { return e.targets[k].approvals }, req, e.clock.Now(), e.newRunID)
+	if refused != nil {
+		e.mu.Unlock()
+		return nil, refused
 	}
 	now := e.clock.Now()
-	approved, err := RecordApproval(ctx, e.store, states, req, now)
-	for _, k := range approved {
-		e.wakeNow(e.targets[k], now)
+	keys := make([]desired.Key, len(plan))
+	for i, a := range plan {
+		t := e.targets[a.Key]
+		t.approvals = append(t.approvals, a)
+		e.w.queueApproval(a)
+		e.wakeNow(t, now)
+		keys[i] = a.Key
 	}
-	return approved, err
+	e.mu.Unlock()
+	e.poke()
+	if err := e.flush(ctx); err != nil {
+		return nil, fmt.Errorf("record approval by %s: %w", req.Who, err)
+	}
+	return keys, nil
 }
 
 // RecordApproval is Approve for a process that has the targets' states but
-// no running engine (`bot approve` beside a `bot run`): it records req.Who's
-// approval of the current desired state of each target of states that req
-// names and that waits for one (for manual approval, or for preconditions:
-// an approval may come ahead), and returns those approved. The engine that
-// runs them takes the approvals at its next Recheck. When nothing could be
-// approved the error is a *RefusedError saying why.
+// no running engine (`bot approve` beside a `bot run`): it records, in one
+// transaction, req.Who's approval of the current desired state of each
+// target of states that req names and that waits for one (for manual
+// approval, or for preconditions: an approval may come ahead), and returns
+// those approved. The engine that runs them takes the approvals at its next
+// Recheck. When nothing could be approved the error is a *RefusedError
+// saying why.
 func RecordApproval(ctx context.Context, st ApprovalStore, states []store.TargetState, req ApprovalRequest, now time.Time) ([]desired.Key, error) {
+	var candidates []store.TargetState
+	for _, s := range states {
+		if approvable(s, req) {
+			candidates = append(candidates, s)
+		}
+	}
+	given := make(map[desired.Key][]store.Approval, len(candidates))
+	for _, c := range candidates {
+		all, err := st.Approvals(ctx, c.Key(), c.Target.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("read approvals of %s: %w", c.Key(), err)
+		}
+		given[c.Key()] = ofDesiredState(c.Target, all)
+	}
+	plan, refused := planApproval(candidates, func(k desired.Key) []store.Approval { return given[k] }, req, now, randomID)
+	if refused != nil {
+		return nil, refused
+	}
+	if err := st.Save(ctx, store.Batch{Approvals: plan}); err != nil {
+		return nil, fmt.Errorf("record approval by %s: %w", req.Who, err)
+	}
+	keys := make([]desired.Key, len(plan))
+	for i, a := range plan {
+		keys[i] = a.Key
+	}
+	return keys, nil
+}
+
+// approvable reports whether req names st and st waits for an approval.
+func approvable(st store.TargetState, req ApprovalRequest) bool {
+	k := st.Key()
+	if k.Application != req.Application || k.ReleaseChannel != req.ReleaseChannel {
+		return false
+	}
+	if len(req.Services) > 0 && !slices.Contains(req.Services, k.Service) {
+		return false
+	}
+	if need, _, _ := approvalRule(st.Target); !need {
+		return false
+	}
+	return st.Status == store.StatusWaitingManualApproval || st.Status == store.StatusWaitingPreconditions
+}
+
+// planApproval decides what req approves among candidates (the targets it
+// names that wait for an approval), given the approvals each already has:
+// one new approval per target that req.Who had not approved yet, or the
+// reason nothing is approved.
+func planApproval(candidates []store.TargetState, approvalsOf func(desired.Key) []store.Approval, req ApprovalRequest, now time.Time, newID func() string) ([]store.Approval, *RefusedError) {
 	if req.Who == "" {
 		return nil, &RefusedError{Reason: "an approval needs the name of who approves"}
 	}
 	channel := req.Application + "/" + req.ReleaseChannel
-	var candidates []store.TargetState
-	for _, s := range states {
-		k := s.Key()
-		if k.Application != req.Application || k.ReleaseChannel != req.ReleaseChannel {
-			continue
-		}
-		if len(req.Services) > 0 && !slices.Contains(req.Services, k.Service) {
-			continue
-		}
-		if need, _, _ := approvalRule(s.Target); !need {
-			continue
-		}
-		if s.Status == store.StatusWaitingManualApproval || s.Status == store.StatusWaitingPreconditions {
-			candidates = append(candidates, s)
-		}
-	}
 	if len(candidates) == 0 {
 		what := channel
 		if len(req.Services) > 0 {
@@ -92,38 +143,44 @@ func RecordApproval(ctx context.Context, st ApprovalStore, states []store.Target
 		return nil, &RefusedError{Reason: fmt.Sprintf("nothing in %s is waiting for approval", what)}
 	}
 	sort.Slice(candidates, func(i, j int) bool { return candidates[i].Target.Service < candidates[j].Target.Service })
-	var approved []desired.Key
+	var plan []store.Approval
 	var already []string
-	var errs []error
 	for _, c := range candidates {
-		all, err := st.Approvals(ctx, c.Key(), c.Target.Digest)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read approvals of %s: %w", c.Key(), err))
-			continue
-		}
-		if slices.Contains(countedApprovals(c.Target, all), req.Who) {
+		if slices.Contains(countedApprovals(c.Target, approvalsOf(c.Key())), req.Who) {
 			already = append(already, c.Target.Service)
 			continue
 		}
-		a := store.Approval{Key: c.Key(), Digest: c.Target.Digest, Commit: c.Target.Commit, Who: req.Who, At: now}
-		if err := st.AddApproval(ctx, a); err != nil {
-			errs = append(errs, fmt.Errorf("record approval of %s: %w", c.Key(), err))
-			continue
-		}
-		approved = append(approved, c.Key())
+		plan = append(plan, store.Approval{
+			ID: newID(), Key: c.Key(), Digest: c.Target.Digest, Commit: c.Target.Commit,
+			Who: req.Who, At: now, Source: req.Source, URL: req.URL,
+		})
 	}
-	if len(approved) == 0 && len(errs) == 0 {
+	if len(plan) == 0 {
 		return nil, &RefusedError{Reason: fmt.Sprintf("%s already approved %s: %s", req.Who, channel, strings.Join(already, ", "))}
 	}
-	return approved, errors.Join(errs...)
+	return plan, nil
+}
+
+// ofDesiredState keeps the approvals of tg's desired state as the commit
+// tg.Commit brought it: an approval is of one desired state, and a later
+// commit that renders the target the same way again (a revert) needs its
+// own.
+func ofDesiredState(tg desired.Target, all []store.Approval) []store.Approval {
+	out := all[:0:0]
+	for _, a := range all {
+		if a.Digest == tg.Digest && a.Commit == tg.Commit {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Recheck makes the steps of the targets named due now. With no keys it
 // looks at every target waiting for manual approval or preconditions,
 // reads its approvals again from the Store (another process, such as `bot
-// approve`, may have added some) and makes its step due when its wait may
-// be over or its reason changed; the others are left alone, so that a
-// recheck of nothing new writes nothing.
+// approve`, may have added some), outside the engine's lock, and makes its
+// step due when its wait may be over or its reason changed; the others are
+// left alone, so that a recheck of nothing new writes nothing.
 func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 	defer e.poke()
 	e.mu.Lock()
@@ -138,10 +195,10 @@ func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 		return nil
 	}
 	type check struct {
-		t         *target
-		status    Status
-		tg        desired.Target
-		approvals []store.Approval
+		t      *target
+		status Status
+		tg     desired.Target
+		stored []store.Approval
 	}
 	var checks []check
 	for _, t := range e.targets {
@@ -162,7 +219,7 @@ func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 			errs = append(errs, fmt.Errorf("read approvals of %s: %w", c.tg.Key, err))
 			continue
 		}
-		c.approvals = all
+		c.stored = ofDesiredState(c.tg, all)
 	}
 
 	e.mu.Lock()
@@ -170,18 +227,35 @@ func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 	now := e.clock.Now()
 	for _, c := range checks {
 		t := c.t
-		if t.st.Status != c.status || t.st.Target.Digest != c.tg.Digest {
+		if t.st.Status != c.status || t.st.Target.Digest != c.tg.Digest || t.st.Target.Commit != c.tg.Commit {
 			continue // moved on meanwhile, and looked at again then
 		}
+		t.approvals = mergeApprovals(t.approvals, c.stored)
 		reason := e.upstreamReason(t)
 		if reason == "" {
-			_, reason = approvalVerdict(t.st.Target, c.approvals)
+			_, reason = approvalVerdict(t.st.Target, t.approvals)
 		}
 		if reason == "" || reason != t.st.Message {
 			e.wakeNow(t, now)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// mergeApprovals adds to what the engine knows the approvals the store has
+// that it does not (given by another process). A consumption is never
+// undone: the engine's may not be written yet.
+func mergeApprovals(known, stored []store.Approval) []store.Approval {
+	for _, s := range stored {
+		i := slices.IndexFunc(known, func(k store.Approval) bool { return k.ID == s.ID })
+		switch {
+		case i < 0:
+			known = append(known, s)
+		case known[i].ConsumedBy == "":
+			known[i].ConsumedBy = s.ConsumedBy
+		}
+	}
+	return known
 }
 
 // approvalRule says whether t's applies need approval, by how many people,
@@ -202,9 +276,9 @@ func approvalRule(tg desired.Target) (need bool, minApprovers int, everyAction b
 	return need, minApprovers, everyAction
 }
 
-// countedApprovals lists the distinct people whose approval, among all of a
-// desired state's, counts for tg's next apply: any, or only unused ones when
-// every apply needs its own.
+// countedApprovals lists the distinct people whose approval, among those
+// of tg's desired state, counts for tg's next apply: any, or only unused
+// ones when every apply needs its own.
 func countedApprovals(tg desired.Target, all []store.Approval) []string {
 	_, _, every := approvalRule(tg)
 	var who []string
@@ -240,17 +314,16 @@ func approvalVerdict(tg desired.Target, all []store.Approval) ([]string, string)
 	return nil, reason
 }
 
-// approvers returns who approved t's next apply, or the reason it waits.
-func (e *Engine) approvers(ctx context.Context, t *target) ([]string, string, error) {
-	if need, _, _ := approvalRule(t.st.Target); !need {
-		return nil, "", nil
+// consumeApprovals marks the unused approvals of t's desired state as used
+// by the apply runID, in memory and in the next commit, which also records
+// the run: an approval goes to exactly one apply. Called with e.mu held.
+func (e *Engine) consumeApprovals(t *target, runID string) {
+	for i := range t.approvals {
+		if a := &t.approvals[i]; a.ConsumedBy == "" {
+			a.ConsumedBy = runID
+			e.w.queueApproval(*a)
+		}
 	}
-	all, err := e.store.Approvals(ctx, t.st.Key(), t.st.Target.Digest)
-	if err != nil {
-		return nil, "", fmt.Errorf("read approvals of %s: %w", t.st.Key(), err)
-	}
-	who, reason := approvalVerdict(t.st.Target, all)
-	return who, reason, nil
 }
 
 // upstreamReason says which releaseChannelStable precondition does not

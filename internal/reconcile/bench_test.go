@@ -27,15 +27,12 @@ func (r instantRunner) Run(ctx context.Context, spec runner.Spec) (runner.Result
 // nopStore keeps nothing, so that the benchmark measures the engine alone.
 type nopStore struct{}
 
-func (nopStore) LoadTargets(context.Context) ([]store.TargetState, error) { return nil, nil }
-func (nopStore) SaveTargets(context.Context, []store.TargetState, []store.JobRun) error {
-	return nil
-}
-func (nopStore) AddApproval(context.Context, store.Approval) error { return nil }
+func (nopStore) LoadTargets(context.Context) ([]store.TargetState, error)  { return nil, nil }
+func (nopStore) CurrentApprovals(context.Context) ([]store.Approval, error) { return nil, nil }
+func (nopStore) Save(context.Context, store.Batch) error                    { return nil }
 func (nopStore) Approvals(context.Context, desired.Key, string) ([]store.Approval, error) {
 	return nil, nil
 }
-func (nopStore) ConsumeApprovals(context.Context, desired.Key, string, string) error { return nil }
 
 // BenchmarkConverge10k converges 10,000 targets (fetch 2 → apply → fetch 0)
 // per iteration, and reports the cost per target and the peak memory.
@@ -48,7 +45,7 @@ func BenchmarkConverge10k(b *testing.B) {
 	}
 	for name, newStore := range map[string]func() Store{
 		"engine":       func() Store { return nopStore{} },
-		"memory-store": func() Store { return store.NewMemory() },
+		"memory-store": func() Store { return store.NewMemory().Repo("bench") },
 	} {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()

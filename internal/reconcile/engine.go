@@ -39,13 +39,14 @@ type Options struct {
 	CheckAllOnStart bool
 }
 
-// Engine converges every target of the desired set. Its methods are safe for
-// concurrent use, except that Run and Settle must not run at the same time.
+// Engine converges every target of one repository's desired set. Its
+// methods are safe for concurrent use, except that Run and Settle must not
+// run at the same time.
 type Engine struct {
-	runner   Runner
-	store    Store
-	reporter Reporter
-	clock    clock.Clock
+	runner  Runner
+	store   Store
+	reports *reports // nil without a Reporter
+	clock   clock.Clock
 	log      *slog.Logger
 	maxJobs  int
 	newRunID func() string
@@ -81,6 +82,11 @@ type target struct {
 	holdsSlot bool // an apply to resume after a restart already holds a slot
 	lostApply bool // fetch decides about an apply whose result a restart lost
 	reported  visible
+
+	// approvals are those of the current desired state, as the commit
+	// that brought it: the engine's decisions read them from here, not
+	// from the store.
+	approvals []store.Approval
 }
 
 // visible is what a Reporter is told about when it changes.
@@ -108,7 +114,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, errors.New("reconcile: Runner and Store are required")
 	}
 	e := &Engine{
-		runner: opts.Runner, store: opts.Store, reporter: opts.Reporter,
+		runner: opts.Runner, store: opts.Store,
 		clock: opts.Clock, log: opts.Logger, maxJobs: opts.MaxParallelJobs, newRunID: opts.NewRunID,
 		targets: map[desired.Key]*target{}, byService: map[[2]string][]*target{},
 		queues: map[string]*runtimeQueue{}, commitSeq: map[string]int64{},
@@ -125,6 +131,9 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	if e.newRunID == nil {
 		e.newRunID = randomID
+	}
+	if opts.Reporter != nil {
+		e.reports = newReports(context.WithoutCancel(ctx), opts.Reporter)
 	}
 	if err := e.load(ctx, opts.CheckAllOnStart); err != nil {
 		return nil, err
@@ -153,6 +162,10 @@ func (e *Engine) load(ctx context.Context, checkAll bool) error {
 	states, err := e.store.LoadTargets(ctx)
 	if err != nil {
 		return fmt.Errorf("load target states: %w", err)
+	}
+	approvals, err := e.store.CurrentApprovals(ctx)
+	if err != nil {
+		return fmt.Errorf("load approvals: %w", err)
 	}
 	sort.Slice(states, func(i, j int) bool { return keyLess(states[i].Key(), states[j].Key()) })
 	now := e.clock.Now()
@@ -190,6 +203,11 @@ func (e *Engine) load(ctx context.Context, checkAll bool) error {
 			t.st.NextDue = now
 		}
 		e.reschedule(t)
+	}
+	for _, a := range approvals {
+		if t := e.targets[a.Key]; t != nil {
+			t.approvals = append(t.approvals, a)
+		}
 	}
 	sort.SliceStable(waiting, func(i, j int) bool { return waiting[i].st.QueueSeq < waiting[j].st.QueueSeq })
 	for _, t := range waiting {
@@ -274,6 +292,7 @@ func (e *Engine) setTarget(tg desired.Target, seq int64, now time.Time) {
 		e.dequeue(t)
 		t.st.Target = tg
 		t.lostApply = false
+		t.approvals = nil // they were of another desired state
 	}
 	t.st.DesiredSeq, t.st.LatestSeq = seq, seq
 	t.st.ApplyStartedAt = time.Time{}
@@ -306,7 +325,7 @@ func (e *Engine) setStatus(t *target, s Status, msg string, now time.Time) {
 // visibly changed: both happen at the next flush.
 func (e *Engine) save(t *target) {
 	v := visibleOf(t.st)
-	report := e.reporter != nil && v != t.reported
+	report := e.reports != nil && v != t.reported
 	t.reported = v
 	e.w.queueState(t.st, report)
 	if report {
@@ -314,7 +333,7 @@ func (e *Engine) save(t *target) {
 	}
 }
 
-// flush makes every write queued so far durable, then tells the Reporter of
+// flush makes every write queued so far durable, then hands the Reporter
 // the changes queued so far, in order. When the writes cannot be committed
 // nobody is told: the reports wait for the next flush.
 func (e *Engine) flush(ctx context.Context) error {
@@ -330,8 +349,8 @@ func (e *Engine) flush(ctx context.Context) error {
 		e.mu.Unlock()
 		return err
 	}
-	for _, st := range out {
-		e.reporter.TargetChanged(ctx, st)
+	if len(out) > 0 {
+		e.reports.send(out)
 	}
 	return nil
 }

@@ -112,21 +112,27 @@ func TestConvergence(t *testing.T) {
 		"steady state: fetch every steadyStatePollInterval; drift goes back to apply": func(t *testing.T, w *world) {
 			w.runner.exits(api, fetch, 0, 0, 0, 2, 0)
 			w.push(tgt("api", "staging", withFetch))
-			w.after(15 * m)
-			assert.Equal(t, []time.Duration{15 * m}, w.runner.times(api, apply))
-			w.after(30 * s)
+			w.after(3*steadyMax(5*m) + 30*s)
 			assert.Equal(t, store.StatusConverged, w.status(api))
-			assert.Equal(t, []time.Duration{0, 5 * m, 10 * m, 15 * m, 15*m + 30*s}, w.runner.times(api, fetch))
+			fetches := w.runner.times(api, fetch)
+			require.Len(t, fetches, 5)
+			assert.Equal(t, fetches[3:4], w.runner.times(api, apply), "the drift found by the fourth fetch is applied at once")
+			for i := 1; i < 4; i++ {
+				assertSteady(t, 5*m, fetches[i]-fetches[i-1])
+			}
+			assert.Equal(t, fetches[3]+30*s, fetches[4], "after apply, fetch every pollInterval")
 		},
 		"pollInterval and steadyStatePollInterval are honoured to the second": func(t *testing.T, w *world) {
 			w.runner.exits(api, fetch, 2, 2, 0, 0)
 			w.push(tgt("api", "staging", withFetch, policy(func(p *desired.Policy) {
 				p.FetchPollInterval, p.SteadyStatePollInterval = 45*s, 7*m
 			})))
-			w.after(90*s + 7*m - 1*s)
-			assert.Equal(t, []time.Duration{0, 45 * s, 90 * s}, w.runner.times(api, fetch))
-			w.after(1 * s)
-			assert.Equal(t, []time.Duration{0, 45 * s, 90 * s, 90*s + 7*m}, w.runner.times(api, fetch))
+			w.after(90 * s)
+			assert.Equal(t, []time.Duration{0, 45 * s, 90 * s}, w.runner.times(api, fetch), "pollInterval to the second")
+			w.after(steadyMax(7 * m))
+			fetches := w.runner.times(api, fetch)
+			require.Len(t, fetches, 4)
+			assertSteady(t, 7*m, fetches[3]-90*s)
 		},
 		"releaseChannelStable waits for the same commit converged in the upstream channel": func(t *testing.T, w *world) {
 			w.runner.exits(api, fetch, 2, 2, 0)
@@ -179,7 +185,7 @@ func TestConvergence(t *testing.T) {
 			_, err := w.approve("production", "alice")
 			require.NoError(t, err)
 			w.settle()
-			w.after(5*m + 30*s)
+			w.after(30*s + steadyMax(5*m))
 			assert.Equal(t, 2, w.runner.count(apiProd, apply))
 		},
 		"everyAction: the drift-caused apply needs its own approval": func(t *testing.T, w *world) {
@@ -190,7 +196,7 @@ func TestConvergence(t *testing.T) {
 			w.settle()
 			w.after(30 * s)
 			require.Equal(t, store.StatusConverged, w.status(apiProd))
-			w.after(5 * m)
+			w.after(steadyMax(5 * m))
 			assert.Equal(t, store.StatusWaitingManualApproval, w.status(apiProd), "drift waits for a new approval")
 			assert.Equal(t, 1, w.runner.count(apiProd, apply))
 			_, err = w.approve("production", "alice")
@@ -205,7 +211,7 @@ func TestConvergence(t *testing.T) {
 			_, err := w.approve("production", "alice")
 			require.NoError(t, err)
 			w.settle()
-			w.after(5*m + 30*s)
+			w.after(30*s + steadyMax(5*m))
 			assert.Equal(t, store.StatusWaitingManualApproval, w.status(apiProd))
 			assert.Equal(t, 1, w.runner.count(apiProd, apply))
 		},
@@ -311,7 +317,7 @@ func TestConvergence(t *testing.T) {
 			assert.Equal(t, store.StatusConverging, w.status(api), "a PENDING object is not converged")
 			w.after(30 * s)
 			assert.Equal(t, store.StatusConverged, w.status(api))
-			w.after(5 * m)
+			w.after(steadyMax(5 * m))
 			assert.Equal(t, 2, w.runner.count(api, apply), "a drifted active version is drift")
 		},
 		"STRUCTURED_OUTPUT: output that is not JSON is a fetch error": func(t *testing.T, w *world) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pvnbot/pvnbot/internal/clock"
@@ -133,12 +134,12 @@ func (r *fakeRunner) callsOf(k desired.Key, a runner.Action) []call {
 // recordingStore remembers every state it saved, so that reports can be
 // checked to be durable first.
 type recordingStore struct {
-	*store.Memory
+	store.Store
 	mu      sync.Mutex
 	saved   map[string]bool
 	saves   int
 	commits int
-	fail    error // returned by SaveTargets while set
+	fail    error // returned by Save while set
 }
 
 func stateID(st store.TargetState) string {
@@ -146,31 +147,31 @@ func stateID(st store.TargetState) string {
 	return string(b)
 }
 
-func (s *recordingStore) SaveTargets(ctx context.Context, states []store.TargetState, runs []store.JobRun) error {
+func (s *recordingStore) Save(ctx context.Context, b store.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return s.fail
 	}
-	if err := s.Memory.SaveTargets(ctx, states, runs); err != nil {
+	if err := s.Store.Save(ctx, b); err != nil {
 		return err
 	}
 	s.commits++
-	for _, st := range states {
+	for _, st := range b.States {
 		s.saved[stateID(st)] = true
 		s.saves++
 	}
 	return nil
 }
 
-// failWith makes SaveTargets fail with err; nil: succeed again.
+// failWith makes Save fail with err; nil: succeed again.
 func (s *recordingStore) failWith(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail = err
 }
 
-// commitCount is how many SaveTargets calls succeeded so far.
+// commitCount is how many Save calls succeeded so far.
 func (s *recordingStore) commitCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -241,7 +242,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	w := &world{t: t, ctx: context.Background(), clock: clock.NewFake(t0)}
 	w.runner = newFakeRunner(w.clock)
-	w.store = &recordingStore{Memory: store.NewMemory(), saved: map[string]bool{}}
+	w.store = &recordingStore{Store: store.NewMemory().Repo("github.com/acme/deploys"), saved: map[string]bool{}}
 	w.reporter = &fakeReporter{store: w.store}
 	w.restart()
 	t.Cleanup(func() {
@@ -390,4 +391,16 @@ func (w *world) set(targets ...desired.Target) string {
 	}
 	require.NoError(w.t, w.e.SetDesired(w.ctx, commit, targets))
 	return commit
+}
+
+// steadyMax is the longest a steady-state poll of interval d waits: d and
+// its jitter of up to 10 %.
+func steadyMax(d time.Duration) time.Duration { return d + d/10 }
+
+// assertSteady checks that a steady-state poll came after d, give or take
+// its jitter of up to 10 %.
+func assertSteady(t *testing.T, d, got time.Duration) {
+	t.Helper()
+	assert.GreaterOrEqual(t, got, d-d/10, "steady-state poll too early")
+	assert.LessOrEqual(t, got, steadyMax(d), "steady-state poll too late")
 }

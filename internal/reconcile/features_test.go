@@ -169,7 +169,7 @@ func TestIdle(t *testing.T) {
 func (w *world) approvedElsewhere(k desired.Key, who string) {
 	w.t.Helper()
 	st := w.state(k)
-	require.NoError(w.t, w.store.AddApproval(w.ctx, store.Approval{Key: k, Digest: st.Target.Digest, Commit: st.Target.Commit, Who: who, At: w.clock.Now()}))
+	require.NoError(w.t, w.store.AddApproval(w.ctx, store.Approval{ID: "elsewhere-" + who, Key: k, Digest: st.Target.Digest, Commit: st.Target.Commit, Who: who, At: w.clock.Now()}))
 }
 
 func TestRecheck(t *testing.T) {

@@ -1,6 +1,15 @@
 // Package reconcile is the convergence engine (SPEC §2–§3): for every target
-// it runs fetch, apply and getInfo as the seed's rules say, over a Runner, a
-// Store, a Reporter and a Clock it is given.
+// of one repository it runs fetch, apply and getInfo as the seed's rules
+// say, over a Runner, a Store, a Reporter and a Clock it is given.
+//
+// One Engine serves one repository, over that repository's Store: its
+// targets, runtime concurrency queues and approvals are its own, so that
+// nothing done for one repository touches another (SPEC §5.1), even when
+// both use the same names. A process serving many repositories runs one
+// Engine for each.
+//
+// The engine decides under its mutex from memory; its store I/O happens
+// outside it, so that a slow store or reporter holds up no decision.
 package reconcile
 
 import (
@@ -21,24 +30,27 @@ type Runner interface {
 	Run(ctx context.Context, spec runner.Spec) (runner.Result, error)
 }
 
-// Store keeps the engine's state durable. store.Store satisfies it.
+// Store keeps one repository's engine state durable. store.Store satisfies
+// it.
 type Store interface {
 	// LoadTargets returns every saved target state.
 	LoadTargets(ctx context.Context) ([]store.TargetState, error)
-	// SaveTargets inserts or replaces target states and job runs (by ID)
-	// in one transaction; a later state of a key or run of an ID in the
-	// same call wins.
-	SaveTargets(ctx context.Context, states []store.TargetState, runs []store.JobRun) error
-	// AddApproval records an approval.
-	AddApproval(ctx context.Context, a store.Approval) error
+	// CurrentApprovals returns the approvals of every target's current
+	// desired state.
+	CurrentApprovals(ctx context.Context) ([]store.Approval, error)
 	// Approvals returns the approvals of one target's desired state.
 	Approvals(ctx context.Context, key desired.Key, digest string) ([]store.Approval, error)
-	// ConsumeApprovals marks unused approvals of a desired state as used by runID.
-	ConsumeApprovals(ctx context.Context, key desired.Key, digest, runID string) error
+	// Save writes target states, job runs and approvals in one
+	// transaction; a later record of the same key or ID in the same batch
+	// wins.
+	Save(ctx context.Context, b store.Batch) error
 }
 
 // Reporter is told of target state changes, after they are durable, in the
-// order they happened.
+// order they happened. The engine calls it from a goroutine of its own, one
+// call at a time, so that a slow Reporter holds up later reports only, never
+// the engine; still, it should return soon and do slow work (GitHub calls)
+// on its own goroutines, coalescing what piles up.
 type Reporter interface {
 	// TargetChanged is called with the new state of a target whose status,
 	// message, desired state, last apply or getInfo outputs changed.

@@ -133,6 +133,15 @@ func backoff(seed string, base, maxD time.Duration, n int) time.Duration {
 	return d - time.Duration(h.Sum64()%1000)*d/10000
 }
 
+// jitter spreads a periodic interval d over ±10 %, by an amount fixed for a
+// target and the time it is scheduled at, so that targets converged at one
+// moment do not all poll in the same second (and tests see the same times).
+func jitter(seed string, at time.Time, d time.Duration) time.Duration {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s@%d", seed, at.UnixNano())
+	return d + time.Duration(int64(h.Sum64()%2001)-1000)*d/10000
+}
+
 func pollInterval(p desired.Policy) time.Duration {
 	return orDefault(p.FetchPollInterval, config.DefaultFetchPollInterval)
 }

@@ -11,20 +11,22 @@ import (
 // writes queues the engine's store writes so that they are committed
 // together: the engine changes a target's state under its mutex and queues
 // the new state; whoever then needs it durable (before a job starts, before
-// a report) syncs, outside the mutex, and one transaction commits what every
-// goroutine queued meanwhile (group commit). States and runs are committed
-// in the order they were queued.
+// a report, before an approval is acknowledged) syncs, outside the mutex,
+// and one transaction commits what every goroutine queued meanwhile (group
+// commit). Records are committed in the order they were queued.
 type writes struct {
-	mu     sync.Mutex
-	states []pendingState
-	runs   []store.JobRun
+	mu        sync.Mutex
+	states    []pendingState
+	runs      []store.JobRun
+	approvals []store.Approval
 	// stateAt indexes the queued states nobody will be told of, which a
 	// newer state of the same target replaces: a state superseded before
 	// anyone saw it, or any job started on it, is never written.
-	stateAt map[desired.Key]int
-	runAt   map[string]int
-	queued  int64 // sequence number of the last write queued
-	done    int64 // of the last write committed
+	stateAt    map[desired.Key]int
+	runAt      map[string]int
+	approvalAt map[string]int
+	queued     int64 // sequence number of the last write queued
+	done       int64 // of the last write committed
 	// turn is held by the goroutine committing.
 	turn chan struct{}
 }
@@ -35,7 +37,10 @@ type pendingState struct {
 }
 
 func newWrites() *writes {
-	return &writes{stateAt: map[desired.Key]int{}, runAt: map[string]int{}, turn: make(chan struct{}, 1)}
+	return &writes{
+		stateAt: map[desired.Key]int{}, runAt: map[string]int{}, approvalAt: map[string]int{},
+		turn: make(chan struct{}, 1),
+	}
 }
 
 // queueState queues st; reported says a Reporter will be told of it, so it
@@ -62,14 +67,29 @@ func (w *writes) queueState(st store.TargetState, reported bool) int64 {
 func (w *writes) queueRun(run store.JobRun) int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if i, ok := w.runAt[run.ID]; ok {
-		w.runs[i] = run
-	} else {
-		w.runs = append(w.runs, run)
-		w.runAt[run.ID] = len(w.runs) - 1
-	}
+	w.runs = upsert(w.runs, w.runAt, run.ID, run)
 	w.queued++
 	return w.queued
+}
+
+// queueApproval queues an approval, new or newly consumed; a later record
+// of the same approval replaces it.
+func (w *writes) queueApproval(a store.Approval) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.approvals = upsert(w.approvals, w.approvalAt, a.ID, a)
+	w.queued++
+	return w.queued
+}
+
+// upsert replaces the queued record of id, or appends v.
+func upsert[T any](list []T, at map[string]int, id string, v T) []T {
+	if i, ok := at[id]; ok {
+		list[i] = v
+		return list
+	}
+	at[id] = len(list)
+	return append(list, v)
 }
 
 // last is the sequence number of the last write queued.
@@ -99,17 +119,18 @@ func (w *writes) sync(ctx context.Context, s Store, upto int64) error {
 			<-w.turn
 			return nil
 		}
-		pending, runs, last := w.states, w.runs, w.queued
-		w.states, w.runs = nil, nil
+		pending, runs, approvals, last := w.states, w.runs, w.approvals, w.queued
+		w.states, w.runs, w.approvals = nil, nil, nil
 		clear(w.stateAt)
 		clear(w.runAt)
+		clear(w.approvalAt)
 		w.mu.Unlock()
 
 		states := make([]store.TargetState, len(pending))
 		for i, p := range pending {
 			states[i] = p.st
 		}
-		err := s.SaveTargets(context.WithoutCancel(ctx), states, runs)
+		err := s.Save(context.WithoutCancel(ctx), store.Batch{States: states, Runs: runs, Approvals: approvals})
 
 		w.mu.Lock()
 		if err == nil {
@@ -119,8 +140,10 @@ func (w *writes) sync(ctx context.Context, s Store, upto int64) error {
 			// replaces any of it: the order stays that of the queue.
 			w.states = append(pending, w.states...)
 			w.runs = append(runs, w.runs...)
+			w.approvals = append(approvals, w.approvals...)
 			clear(w.stateAt)
 			clear(w.runAt)
+			clear(w.approvalAt)
 		}
 		w.mu.Unlock()
 		<-w.turn

@@ -16,7 +16,7 @@ import (
 	"github.com/pvnbot/pvnbot/internal/store"
 )
 
-// batchStore records each SaveTargets call; while gate is set, the first
+// batchStore records each Save call; while gate is set, the first
 // call waits for it to close.
 type batchStore struct {
 	nopStore
@@ -26,14 +26,17 @@ type batchStore struct {
 	gate    chan struct{}
 }
 
-func (s *batchStore) SaveTargets(ctx context.Context, states []store.TargetState, runs []store.JobRun) error {
+func (s *batchStore) Save(ctx context.Context, b store.Batch) error {
 	s.mu.Lock()
 	var got []string
-	for _, st := range states {
+	for _, st := range b.States {
 		got = append(got, st.Key().Service+" "+string(st.Status))
 	}
-	for _, r := range runs {
+	for _, r := range b.Runs {
 		got = append(got, "run "+r.ID)
+	}
+	for _, a := range b.Approvals {
+		got = append(got, "approval "+a.ID)
 	}
 	s.batches = append(s.batches, got)
 	gate := s.gate

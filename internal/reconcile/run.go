@@ -14,24 +14,20 @@ import (
 // runStep decides t's step and runs the jobs it leads to, synchronously.
 // Called with e.mu held; returns with it released.
 func (e *Engine) runStep(ctx context.Context, t *target, now time.Time) error {
-	j, err := e.decide(ctx, t, now)
-	e.failed(t, err, now)
+	j := e.decide(t, now)
 	e.mu.Unlock()
 	for {
-		if ferr := e.flush(ctx); ferr != nil {
-			e.abort(j, ferr)
-			return errors.Join(err, ferr)
+		if err := e.flush(ctx); err != nil {
+			e.abort(j, err)
+			return err
 		}
 		if j == nil {
-			return err
+			return nil
 		}
 		res, rerr := e.runner.Run(ctx, j.spec)
 		e.mu.Lock()
-		var ferr error
-		j, ferr = e.finish(ctx, j, res, rerr)
-		e.failed(t, ferr, e.clock.Now())
+		j = e.finish(j, res, rerr)
 		e.mu.Unlock()
-		err = errors.Join(err, ferr)
 	}
 }
 
@@ -57,25 +53,18 @@ func (e *Engine) abort(j *job, err error) {
 			e.save(t)
 		}
 	}
-	e.failed(t, err, now)
-}
-
-// failed retries t later after a store error.
-func (e *Engine) failed(t *target, err error, now time.Time) {
-	if err == nil {
-		return
-	}
-	e.log.Error("reconcile step", "target", t.st.Key().String(), "err", err)
-	if t.job == nil && (t.st.NextDue.IsZero() || t.st.NextDue.Before(now.Add(errorRetry))) {
+	e.log.Error("reconcile step", "target", t.st.Key().String(), "run_id", run.ID, "err", err)
+	if t.st.NextDue.IsZero() || t.st.NextDue.Before(now.Add(errorRetry)) {
 		t.st.NextDue = now.Add(errorRetry)
 		e.reschedule(t)
 	}
 }
 
 // Settle takes every step due at the clock's current time, running jobs one
-// at a time in the caller's goroutine, until nothing is due. With a fake
-// clock it makes the engine deterministic: advance the clock, then Settle.
-// It must not be used while Run runs.
+// at a time in the caller's goroutine, until nothing is due, and returns
+// once the Reporter was told of everything. With a fake clock it makes the
+// engine deterministic: advance the clock, then Settle. It must not be used
+// while Run runs.
 func (e *Engine) Settle(ctx context.Context) error {
 	var errs []error
 	for ctx.Err() == nil {
@@ -90,14 +79,17 @@ func (e *Engine) Settle(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(append(errs, e.flush(ctx))...)
+	errs = append(errs, e.flush(ctx))
+	e.reports.wait()
+	return errors.Join(errs...)
 }
 
 // Run drives every target until ctx is cancelled, with at most
 // MaxParallelJobs jobs at once, each in its own goroutine. On return no job
-// of the engine runs any more: a fetch or getInfo cut short by the
-// cancellation is recorded as interrupted; an apply stays recorded as
-// started, with a note, and the next engine resolves it.
+// of the engine runs any more, and the Reporter was told of everything: a
+// fetch or getInfo cut short by the cancellation is recorded as
+// interrupted; an apply stays recorded as started, with a note, and the
+// next engine resolves it.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var timer clock.Timer
@@ -109,6 +101,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		if err := e.flush(context.WithoutCancel(ctx)); err != nil {
 			e.log.Error("record the last state changes", "err", err)
 		}
+		e.reports.wait()
 	}()
 	var jobs []*job
 	for {
@@ -120,9 +113,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			if t == nil {
 				break
 			}
-			j, err := e.decide(ctx, t, now)
-			e.failed(t, err, now)
-			if j != nil {
+			if j := e.decide(t, now); j != nil {
 				e.running++
 				jobs = append(jobs, j)
 			}
@@ -183,23 +174,21 @@ func (e *Engine) interrupted(ctx context.Context, cause error, j *job, res runne
 	} else {
 		run.Finished, run.ExitCode, run.Error = e.clock.Now(), -1, why
 	}
-	if err := e.store.SaveTargets(ctx, nil, []store.JobRun{run}); err != nil {
-		e.log.ErrorContext(ctx, "record interrupted job run", "target", run.Key.String(), "run", run.ID, "err", err)
+	if err := e.store.Save(ctx, store.Batch{Runs: []store.JobRun{run}}); err != nil {
+		e.log.ErrorContext(ctx, "record interrupted job run", "target", run.Key.String(), "run_id", run.ID, "err", err)
 	}
 }
 
 // next takes the steps due now until one leads to a job, and returns it.
 // Called with e.mu held.
-func (e *Engine) next(ctx context.Context) *job {
+func (e *Engine) next() *job {
 	now := e.clock.Now()
 	for {
 		t := e.popDue(now)
 		if t == nil {
 			return nil
 		}
-		j, err := e.decide(ctx, t, now)
-		e.failed(t, err, now)
-		if j != nil {
+		if j := e.decide(t, now); j != nil {
 			return j
 		}
 	}
@@ -222,14 +211,11 @@ func (e *Engine) runAsync(ctx context.Context, j *job, wg *sync.WaitGroup) {
 			e.interrupted(context.WithoutCancel(ctx), context.Cause(ctx), j, res, rerr)
 			return
 		}
-		t, key := j.target, j.run.Key
-		var err error
-		j, err = e.finish(ctx, j, res, rerr)
-		e.failed(t, err, e.clock.Now())
-		if j == nil {
+		key := j.run.Key
+		if j = e.finish(j, res, rerr); j == nil {
 			// This goroutine's slot goes to the next step due, whose
 			// records are then committed with the end of this job's.
-			j = e.next(ctx)
+			j = e.next()
 		}
 		e.mu.Unlock()
 		if err := e.flush(ctx); err != nil {

@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -20,54 +19,55 @@ type job struct {
 }
 
 // decide takes the step of t that is due at now. It changes and saves t's
-// state, and returns the job to run, if any. Called with e.mu held.
-func (e *Engine) decide(ctx context.Context, t *target, now time.Time) (*job, error) {
+// state, and returns the job to run, if any. It works from memory alone.
+// Called with e.mu held.
+func (e *Engine) decide(t *target, now time.Time) *job {
 	st := &t.st
 	if st.Status == store.StatusDeleted || t.job != nil {
-		return nil, nil
+		return nil
 	}
 	if st.NextDue.IsZero() || st.NextDue.After(now) {
 		if st.Target.GetInfo != nil && !st.NextInfoDue.IsZero() && !st.NextInfoDue.After(now) {
-			return e.start(t, runner.ActionGetInfo, now), nil
+			return e.start(t, runner.ActionGetInfo, now)
 		}
 		e.reschedule(t)
-		return nil, nil
+		return nil
 	}
 	st.NextDue = time.Time{}
 	hasFetch := st.Target.Fetch != nil
 	switch st.Status {
 	case store.StatusApplying:
-		return e.resumeApply(ctx, t, now)
+		return e.resumeApply(t, now)
 	case store.StatusPending:
 		switch {
 		case hasFetch:
 			e.setStatus(t, store.StatusFetching, "", now)
-			return e.start(t, runner.ActionFetch, now), nil
+			return e.start(t, runner.ActionFetch, now)
 		case st.AppliedDigest == st.Target.Digest:
 			e.converged(t, "this desired state was applied already", now)
-			return nil, nil
+			return nil
 		case st.Target.ApplyID != "" && st.Target.ApplyID == st.LastAppliedID:
 			e.converged(t, fmt.Sprintf("applyId %q is the last applied: apply not needed", st.Target.ApplyID), now)
-			return nil, nil
+			return nil
 		}
-		return e.gate(ctx, t, "new desired state", now)
+		return e.gate(t, "new desired state", now)
 	case store.StatusConverged:
 		if hasFetch {
-			return e.start(t, runner.ActionFetch, now), nil
+			return e.start(t, runner.ActionFetch, now)
 		}
 		e.save(t)
-		return nil, nil
+		return nil
 	case store.StatusFetching, store.StatusConverging, store.StatusFailed:
 		if hasFetch {
-			return e.start(t, runner.ActionFetch, now), nil
+			return e.start(t, runner.ActionFetch, now)
 		}
 		if st.Status == store.StatusFailed && exhausted(st) {
 			e.save(t)
-			return nil, nil
+			return nil
 		}
-		return e.gate(ctx, t, "apply again", now)
+		return e.gate(t, "apply again", now)
 	}
-	return e.gate(ctx, t, "", now)
+	return e.gate(t, "", now)
 }
 
 func exhausted(st *store.TargetState) bool {
@@ -82,7 +82,7 @@ func (e *Engine) converged(t *target, msg string, now time.Time) {
 	st.ApplyStartedAt = time.Time{}
 	st.NextDue = time.Time{}
 	if st.Target.Fetch != nil {
-		st.NextDue = now.Add(steadyInterval(st.Target.Policy))
+		st.NextDue = now.Add(jitter(st.Key().String(), now, steadyInterval(st.Target.Policy)))
 	}
 	e.setStatus(t, store.StatusConverged, msg, now)
 	e.dequeue(t)
@@ -94,8 +94,8 @@ func (e *Engine) converged(t *target, msg string, now time.Time) {
 // gate lets an apply start when the preconditions, approvals and the
 // runtime's concurrency allow it; otherwise t waits in the matching status.
 // why says what led to the apply; it becomes the run's note.
-func (e *Engine) gate(ctx context.Context, t *target, why string, now time.Time) (*job, error) {
-	wait := func(s Status, msg string) (*job, error) {
+func (e *Engine) gate(t *target, why string, now time.Time) *job {
+	wait := func(s Status, msg string) *job {
 		if s != store.StatusWaitingConcurrency {
 			e.dequeue(t)
 		}
@@ -103,15 +103,12 @@ func (e *Engine) gate(ctx context.Context, t *target, why string, now time.Time)
 		t.st.NextDue = time.Time{}
 		e.reschedule(t)
 		e.save(t)
-		return nil, nil
+		return nil
 	}
 	if reason := e.upstreamReason(t); reason != "" {
 		return wait(store.StatusWaitingPreconditions, reason)
 	}
-	approvers, reason, err := e.approvers(ctx, t)
-	if err != nil {
-		return nil, err
-	}
+	approvers, reason := approvalVerdict(t.st.Target, t.approvals)
 	if reason != "" {
 		return wait(store.StatusWaitingManualApproval, reason)
 	}
@@ -119,32 +116,23 @@ func (e *Engine) gate(ctx context.Context, t *target, why string, now time.Time)
 		return wait(store.StatusWaitingConcurrency, fmt.Sprintf("waiting for an apply slot of runtime %s (maxConcurrency %d), position %d",
 			t.st.Target.Runtime, t.st.Target.Policy.MaxConcurrency, e.position(t)))
 	}
-	j, err := e.startApply(ctx, t, approvers, why, "", now)
-	if err != nil {
-		e.release(t.st.Target.Runtime, now)
-	}
-	return j, err
+	return e.startApply(t, approvers, why, "", now)
 }
 
-// startApply queues the records of the apply run and of the target as
-// APPLYING; the caller makes them durable (flush) before the job starts.
-// runID is reused when resuming after a restart.
-func (e *Engine) startApply(ctx context.Context, t *target, approvers []string, note, runID string, now time.Time) (*job, error) {
+// startApply queues the records of the apply run, of the approvals it uses
+// up and of the target as APPLYING; the caller makes them durable (flush),
+// in one commit, before the job starts. runID is reused when resuming after
+// a restart.
+func (e *Engine) startApply(t *target, approvers []string, note, runID string, now time.Time) *job {
 	st := &t.st
 	if runID == "" {
 		runID = e.newRunID()
 	}
 	j := e.newJob(t, runner.ActionApply, runID, now)
 	j.run.ApprovedBy, j.run.Note = approvers, note
-	seq := e.w.queueRun(j.run)
+	e.w.queueRun(j.run)
 	if needsApproval, _, every := approvalRule(st.Target); needsApproval && every {
-		// The run that uses the approvals is recorded first.
-		if err := e.w.sync(ctx, e.store, seq); err != nil {
-			return nil, fmt.Errorf("record apply of %s: %w", st.Key(), err)
-		}
-		if err := e.store.ConsumeApprovals(ctx, st.Key(), st.Target.Digest, runID); err != nil {
-			return nil, fmt.Errorf("consume approvals of %s: %w", st.Key(), err)
-		}
+		e.consumeApprovals(t, runID)
 	}
 	st.Running = store.RunRef{RunID: runID, Action: runner.ActionApply, Digest: st.Target.Digest, Started: now}
 	st.ApplyStartedAt = now
@@ -154,16 +142,16 @@ func (e *Engine) startApply(ctx context.Context, t *target, approvers []string, 
 	t.job = j
 	e.reschedule(t)
 	e.save(t)
-	return j, nil
+	return j
 }
 
 // resumeApply resolves an apply a restart found recorded as started but
 // not finished: fetch decides when there is one; otherwise the apply runs
 // again under the same run ID (a backend may find the job still running).
-func (e *Engine) resumeApply(ctx context.Context, t *target, now time.Time) (*job, error) {
+func (e *Engine) resumeApply(t *target, now time.Time) *job {
 	st := &t.st
 	if st.Running.RunID == "" {
-		return e.gate(ctx, t, "apply again", now)
+		return e.gate(t, "apply again", now)
 	}
 	if st.Target.Fetch != nil {
 		// An apply that never reported is not one that ran and did not
@@ -173,17 +161,13 @@ func (e *Engine) resumeApply(ctx context.Context, t *target, now time.Time) (*jo
 		st.ApplyStartedAt = time.Time{}
 		t.lostApply = true
 		e.setStatus(t, store.StatusConverging, "restarted during apply: fetch decides", now)
-		return e.start(t, runner.ActionFetch, now), nil
+		return e.start(t, runner.ActionFetch, now)
 	}
 	if !t.holdsSlot {
 		e.queue(st.Target.Runtime).active++
 	}
 	t.holdsSlot = false
-	j, err := e.startApply(ctx, t, nil, "re-run: previous apply's result was not recorded", st.Running.RunID, now)
-	if err != nil {
-		e.release(st.Target.Runtime, now)
-	}
-	return j, err
+	return e.startApply(t, nil, "re-run: previous apply's result was not recorded", st.Running.RunID, now)
 }
 
 // start queues the record of a fetch or getInfo run, and returns its job;
@@ -215,7 +199,7 @@ func (e *Engine) newJob(t *target, a runner.Action, runID string, now time.Time)
 // finish takes the result of j: it queues the target's state, then the
 // run's record. It returns a follow-up job (an apply after fetch found
 // drift), to start once they are durable (flush). Called with e.mu held.
-func (e *Engine) finish(ctx context.Context, j *job, res runner.Result, runErr error) (*job, error) {
+func (e *Engine) finish(j *job, res runner.Result, runErr error) *job {
 	t := j.target
 	st := &t.st
 	now := e.clock.Now()
@@ -237,7 +221,6 @@ func (e *Engine) finish(ctx context.Context, j *job, res runner.Result, runErr e
 		j.run.Note = joinNote(j.run.Note, fmt.Sprintf("desired state %s while running", map[bool]string{true: "deleted", false: "replaced"}[st.Status == store.StatusDeleted]))
 	}
 	var next *job
-	var err error
 	switch j.run.Action {
 	case runner.ActionApply:
 		e.release(j.runtime, now)
@@ -256,7 +239,7 @@ func (e *Engine) finish(ctx context.Context, j *job, res runner.Result, runErr e
 	case runner.ActionFetch:
 		st.LastFetch = out
 		if current {
-			next, err = e.fetched(ctx, t, res, out, now)
+			next = e.fetched(t, res, out, now)
 		}
 	case runner.ActionGetInfo:
 		st.LastGetInfo = out
@@ -273,7 +256,7 @@ func (e *Engine) finish(ctx context.Context, j *job, res runner.Result, runErr e
 	e.reschedule(t)
 	e.save(t)
 	e.w.queueRun(j.run)
-	return next, err
+	return next
 }
 
 // applied moves t on after its apply ended (SPEC §3.5).
@@ -312,7 +295,7 @@ func (e *Engine) applied(t *target, j *job, ok, ran bool, now time.Time) {
 }
 
 // fetched moves t on after fetch ended (SPEC §3.1, §3.5–§3.7).
-func (e *Engine) fetched(ctx context.Context, t *target, res runner.Result, out store.Outcome, now time.Time) (*job, error) {
+func (e *Engine) fetched(t *target, res runner.Result, out store.Outcome, now time.Time) *job {
 	st := &t.st
 	p := st.Target.Policy
 	v, msg := fetchVerdict(p.FetchMode, st.Target.DesiredVersion, res, out)
@@ -324,10 +307,10 @@ func (e *Engine) fetched(ctx context.Context, t *target, res runner.Result, out 
 		st.FetchFailures++
 		st.NextDue = now.Add(backoff(st.Key().String(), pollInterval(p), retryMax(p), st.FetchFailures))
 		e.setStatus(t, store.StatusFailed, "fetch failed: "+msg, now)
-		return nil, nil
+		return nil
 	case verdictConverged:
 		e.converged(t, "", now)
-		return nil, nil
+		return nil
 	}
 	st.FetchFailures = 0
 	why := "fetch reports drift"
@@ -343,11 +326,11 @@ func (e *Engine) fetched(ctx context.Context, t *target, res runner.Result, out 
 			e.setStatus(t, store.StatusConverging, fmt.Sprintf("applied: fetch still reports drift (grace period until %s)",
 				st.ApplyStartedAt.Add(grace).UTC().Format(time.RFC3339)), now)
 			st.NextDue = now.Add(pollInterval(p))
-			return nil, nil
+			return nil
 		}
 		why = fmt.Sprintf("convergence grace period of %s exceeded: apply again", grace)
 	}
-	return e.gate(ctx, t, why, now)
+	return e.gate(t, why, now)
 }
 
 func joinNote(a, b string) string {

@@ -40,7 +40,7 @@ type SQLite struct {
 	// batch holds the statements of SaveTargets, prepared once.
 	batch struct {
 		once                        sync.Once
-		target, run, desired, prune *sql.Stmt
+		target, run, desired, prune, approval *sql.Stmt
 		err                         error
 	}
 	// stored maps each target to the digest of the one desired state this
@@ -48,11 +48,55 @@ type SQLite struct {
 	// saved without its desired state when that is already there.
 	stored struct {
 		sync.Mutex
-		digest map[desired.Key]string
+		digest map[repoKey]string
 	}
 }
 
-var _ Store = (*SQLite)(nil)
+// repoKey is a target of one repository.
+type repoKey struct {
+	repo string
+	desired.Key
+}
+
+var _ DB = (*SQLite)(nil)
+
+// SQLiteRepo is one repository's records in a state file.
+type SQLiteRepo struct {
+	s    *SQLite
+	name string
+}
+
+var _ Store = (*SQLiteRepo)(nil)
+
+// Repo implements DB.
+func (s *SQLite) Repo(name string) Store { return s.RepoOf(name) }
+
+// RepoOf is Repo with its concrete type, for what SQLite has beyond Store.
+func (s *SQLite) RepoOf(name string) *SQLiteRepo { return &SQLiteRepo{s: s, name: name} }
+
+// Name is the repository's name.
+func (r *SQLiteRepo) Name() string { return r.name }
+
+// Repos implements DB.
+func (s *SQLite) Repos(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT repo FROM targets UNION SELECT repo FROM ingested_commits ORDER BY repo`)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list repositories: %w", err)
+		}
+		out = append(out, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	return out, nil
+}
 
 // SQLiteOption tunes OpenSQLite.
 type SQLiteOption func(*sqliteOptions)
@@ -121,7 +165,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
 	s := &SQLite{db: db, path: path, now: o.now, writing: make(chan struct{}, 1)}
-	s.stored.digest = make(map[desired.Key]string)
+	s.stored.digest = make(map[repoKey]string)
 	if err := s.checkJournal(ctx, o.busyTimeout); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -166,9 +210,9 @@ func (s *SQLite) checkJournal(ctx context.Context, busyTimeout time.Duration) er
 // Path is the state file's path.
 func (s *SQLite) Path() string { return s.path }
 
-// Close implements Store.
+// Close implements DB.
 func (s *SQLite) Close() error {
-	for _, stmt := range []*sql.Stmt{s.batch.target, s.batch.run, s.batch.desired, s.batch.prune} {
+	for _, stmt := range []*sql.Stmt{s.batch.target, s.batch.run, s.batch.desired, s.batch.prune, s.batch.approval} {
 		if stmt != nil {
 			_ = stmt.Close()
 		}
@@ -258,4 +302,38 @@ func dbString(s string) any {
 		return nil
 	}
 	return s
+}
+
+// RenameRepo gives every record of repository from to repository to, which
+// must have none (a local repository that moved, say). It is one
+// transaction.
+func (s *SQLite) RenameRepo(ctx context.Context, from, to string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM targets WHERE repo = ?)
+			+ (SELECT count(*) FROM ingested_commits WHERE repo = ?)`, to, to).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("repository %s has records already", to)
+		}
+		// The targets' foreign key is checked at the commit, once both
+		// sides carry the new name.
+		if _, err := tx.ExecContext(ctx, `PRAGMA defer_foreign_keys = ON`); err != nil {
+			return err
+		}
+		for _, table := range []string{"targets", "desired_states", "job_runs", "approvals", "ingested_commits", "deliveries"} {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET repo = ? WHERE repo = ?`, to, from); err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rename repository %s to %s in %s: %w", from, to, s.path, err)
+	}
+	s.stored.Lock()
+	clear(s.stored.digest)
+	s.stored.Unlock()
+	return nil
 }

@@ -62,14 +62,15 @@ func TestSQLiteTwoHandlesConcurrently(t *testing.T) {
 		return run.FinishRun(ctx, r)
 	})
 	do(func(i int) error {
-		a := store.Approval{Key: keyN("w0", i), Digest: "d1", Who: "alice", At: t0}
+		a := store.Approval{ID: fmt.Sprintf("a%d", i), Key: keyN("w0", i), Digest: "d1", Who: "alice", At: t0}
 		if err := approve.AddApproval(ctx, a); err != nil {
 			return err
 		}
-		return approve.ConsumeApprovals(ctx, a.Key, "d1", fmt.Sprintf("run-%d", i))
+		a.ConsumedBy = fmt.Sprintf("run-%d", i)
+		return approve.Save(ctx, store.Batch{Approvals: []store.Approval{a}})
 	})
 	do(func(i int) error {
-		_, err := approve.IngestCommit(ctx, "repo", "main", fmt.Sprintf("c%d", i))
+		_, err := approve.IngestCommit(ctx, "main", fmt.Sprintf("c%d", i), "")
 		return err
 	})
 	do(func(i int) error {
@@ -97,7 +98,7 @@ func TestSQLiteTwoHandlesConcurrently(t *testing.T) {
 		require.Len(t, got, 1)
 		assert.Equal(t, fmt.Sprintf("run-%d", i), got[0].ConsumedBy)
 	}
-	_, seq, err := run.LastIngested(ctx, "repo", "main")
+	_, seq, err := run.LastIngested(ctx, "main")
 	require.NoError(t, err)
 	assert.EqualValues(t, n, seq)
 }
@@ -111,7 +112,7 @@ func TestSQLiteConcurrentOpenOfANewFile(t *testing.T) {
 		wg.Go(func() {
 			s, err := store.OpenSQLite(ctx, path)
 			if err == nil {
-				err = errors.Join(s.SaveTarget(ctx, storetest.FullState(keyN("open", i), "d1")), s.Close())
+				err = errors.Join(s.Repo(storetest.Repo).SaveTarget(ctx, storetest.FullState(keyN("open", i), "d1")), s.Close())
 			}
 			errs[i] = err
 		})
@@ -195,7 +196,7 @@ func addApprovalsAsChild(t *testing.T, path string) {
 	_, err := bufio.NewReader(os.Stdin).ReadString('\n')
 	require.NoError(t, err)
 	for i := range crossProcessWrites {
-		a := store.Approval{Key: keyN("child", i), Digest: "d1", Who: "alice", At: t0}
+		a := store.Approval{ID: fmt.Sprintf("child-%d", i), Key: keyN("child", i), Digest: "d1", Who: "alice", At: t0}
 		require.NoError(t, s.AddApproval(ctx, a))
 	}
 }

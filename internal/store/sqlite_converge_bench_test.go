@@ -32,12 +32,13 @@ func BenchmarkSQLiteConverge1000(b *testing.B) {
 	defer reportCPU(b)()
 	for b.Loop() {
 		b.StopTimer()
-		s, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "state.db"), store.WithSynchronousNormal())
+		file, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "state.db"), store.WithSynchronousNormal())
 		if err != nil {
 			b.Fatal(err)
 		}
+		s := file.RepoOf(storetest.Repo)
 		b.StartTimer()
-		if err := s.SaveTargets(ctx, states, nil); err != nil {
+		if err := s.Save(ctx, store.Batch{States: states}); err != nil {
 			b.Fatal(err)
 		}
 		steps := []struct {
@@ -74,13 +75,13 @@ func BenchmarkSQLiteConverge1000(b *testing.B) {
 						runs, prev = append(runs, run), append(prev, run)
 					}
 				}
-				if err := s.SaveTargets(ctx, batchStates, runs); err != nil {
+				if err := s.Save(ctx, store.Batch{States: batchStates, Runs: runs}); err != nil {
 					b.Fatal(err)
 				}
 			}
 		}
 		b.StopTimer()
-		if err := s.Close(); err != nil {
+		if err := file.Close(); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -111,7 +112,7 @@ func BenchmarkSQLiteRecentRuns100k(b *testing.B) {
 				Commit: "c0ffee", Digest: "d1", DesiredVersion: "v1", Started: clock, Finished: clock, ExitCode: 2,
 			}
 		}
-		if err := s.SaveTargets(ctx, nil, runs); err != nil {
+		if err := s.Save(ctx, store.Batch{Runs: runs}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -11,8 +11,11 @@ import (
 // acknowledged so that a crash between acknowledging and handling it loses
 // nothing, and so that a redelivery of the same ID is recognised.
 type Delivery struct {
-	ID         string // X-GitHub-Delivery
-	Event      string // X-GitHub-Event
+	ID    string // X-GitHub-Delivery
+	Event string // X-GitHub-Event
+	// Repo is the repository the delivery concerns; empty for one about
+	// the installation as a whole.
+	Repo       string
 	Payload    []byte
 	ReceivedAt time.Time
 }
@@ -20,15 +23,17 @@ type Delivery struct {
 // RecordDelivery stores a webhook delivery before it is acknowledged.
 // isNew is false when a delivery with that ID was recorded before: it is
 // left as it was and must not be processed again.
-func (s *SQLite) RecordDelivery(ctx context.Context, id, event string, payload []byte, receivedAt time.Time) (isNew bool, err error) {
+func (s *SQLite) RecordDelivery(ctx context.Context, d Delivery) (isNew bool, err error) {
+	id := d.ID
 	if id == "" {
-		return false, fmt.Errorf("record %s delivery: empty ID", event)
+		return false, fmt.Errorf("record %s delivery: empty ID", d.Event)
 	}
+	payload := d.Payload
 	if payload == nil {
 		payload = []byte{}
 	}
-	res, err := s.write(ctx, `INSERT INTO deliveries (id, event, payload, received_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, event, payload, dbTime(receivedAt))
+	res, err := s.write(ctx, `INSERT INTO deliveries (id, event, repo, payload, received_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, d.Event, d.Repo, payload, dbTime(d.ReceivedAt))
 	if err != nil {
 		return false, fmt.Errorf("record delivery %s: %w", id, err)
 	}
@@ -64,7 +69,7 @@ func (s *SQLite) MarkDeliveryProcessed(ctx context.Context, id string, at time.T
 // PendingDeliveries returns the deliveries recorded but not yet processed,
 // in the order they were received.
 func (s *SQLite) PendingDeliveries(ctx context.Context) ([]Delivery, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, event, payload, received_at FROM deliveries
+	rows, err := s.db.QueryContext(ctx, `SELECT id, event, repo, payload, received_at FROM deliveries
 		WHERE processed_at IS NULL ORDER BY received_at, rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("list pending deliveries: %w", err)
@@ -76,7 +81,7 @@ func (s *SQLite) PendingDeliveries(ctx context.Context) ([]Delivery, error) {
 			d          Delivery
 			receivedAt sql.NullString
 		)
-		if err := rows.Scan(&d.ID, &d.Event, &d.Payload, &receivedAt); err != nil {
+		if err := rows.Scan(&d.ID, &d.Event, &d.Repo, &d.Payload, &receivedAt); err != nil {
 			return nil, fmt.Errorf("list pending deliveries: %w", err)
 		}
 		if d.ReceivedAt, err = parseTime(receivedAt); err != nil {

@@ -74,11 +74,11 @@ func TestSQLiteKeepsOnlyTheDesiredStateATargetPointsAt(t *testing.T) {
 					want.Attempts = i
 					states = append(states, want)
 				}
-				require.NoError(t, s.SaveTargets(ctx, states, nil))
+				require.NoError(t, s.Save(ctx, store.Batch{States: states}))
 			}
 
 			assert.Equal(t, []string{"d1", tt.want}, desiredDigests(t, path), "one for each target")
-			for _, h := range []*store.SQLite{s, openSQLite(t, path)} {
+			for _, h := range []repoFile{s, openSQLite(t, path)} {
 				got, err := h.LoadTargets(ctx)
 				require.NoError(t, err)
 				assert.ElementsMatch(t, []store.TargetState{want, otherState}, got)
@@ -97,8 +97,8 @@ func TestSQLiteDesiredStatePrunedByAnotherHandle(t *testing.T) {
 	require.Equal(t, []string{"d2"}, desiredDigests(t, path), "b pruned d1, which a thinks stored")
 
 	first.Attempts = 9
-	require.NoError(t, a.SaveTargets(ctx, []store.TargetState{first}, nil))
-	for _, h := range []*store.SQLite{a, b} {
+	require.NoError(t, a.Save(ctx, store.Batch{States: []store.TargetState{first}}))
+	for _, h := range []repoFile{a, b} {
 		got, err := h.LoadTargets(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, []store.TargetState{first}, got)
@@ -111,10 +111,10 @@ func TestSQLiteFailedBatchStoresNoDesiredState(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := openSQLite(t, path)
 	st := storetest.FullState(storetest.Key, "d1")
-	require.Error(t, s.SaveTargets(ctx, []store.TargetState{st}, []store.JobRun{{Key: storetest.Key}}), "a run without ID")
+	require.Error(t, s.Save(ctx, store.Batch{States: []store.TargetState{st}, Runs: []store.JobRun{{Key: storetest.Key}}}), "a run without ID")
 	assert.Empty(t, desiredDigests(t, path))
 
-	require.NoError(t, s.SaveTargets(ctx, []store.TargetState{st}, nil))
+	require.NoError(t, s.Save(ctx, store.Batch{States: []store.TargetState{st}}))
 	got, err := s.LoadTargets(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []store.TargetState{st}, got)

@@ -7,13 +7,10 @@ import (
 	"fmt"
 )
 
-// IngestCommit records that commit sha of repo's branch was ingested and
-// returns its sequence number. Sequence numbers increase with every commit
-// ingested, across all repositories and branches, and are never reused.
-// Ingesting a sha already recorded for that repo and branch returns its
-// first sequence number and changes nothing: in particular a branch reset to
-// an older commit does not move the cursor LastIngested reports.
-func (s *SQLite) IngestCommit(ctx context.Context, repo, branch, sha string) (seq int64, err error) {
+// IngestCommit implements Store. Sequence numbers increase across all
+// repositories and branches of the file.
+func (r *SQLiteRepo) IngestCommit(ctx context.Context, branch, sha, problems string) (seq int64, err error) {
+	s, repo := r.s, r.name
 	if sha == "" {
 		return 0, fmt.Errorf("ingest commit of %s@%s: empty sha", repo, branch)
 	}
@@ -23,8 +20,8 @@ func (s *SQLite) IngestCommit(ctx context.Context, repo, branch, sha string) (se
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO ingested_commits (repo, branch, sha, ingested_at)
-			VALUES (?, ?, ?, ?)`, repo, branch, sha, dbTime(s.now()))
+		res, err := tx.ExecContext(ctx, `INSERT INTO ingested_commits (repo, branch, sha, ingested_at, problems)
+			VALUES (?, ?, ?, ?, ?)`, repo, branch, sha, dbTime(s.now()), problems)
 		if err != nil {
 			return err
 		}
@@ -37,10 +34,10 @@ func (s *SQLite) IngestCommit(ctx context.Context, repo, branch, sha string) (se
 	return seq, nil
 }
 
-// LastIngested returns the commit of repo's branch ingested last and its
-// sequence number, or ErrNotFound when none was.
-func (s *SQLite) LastIngested(ctx context.Context, repo, branch string) (sha string, seq int64, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT sha, seq FROM ingested_commits
+// LastIngested implements Store.
+func (r *SQLiteRepo) LastIngested(ctx context.Context, branch string) (sha string, seq int64, err error) {
+	repo := r.name
+	err = r.s.db.QueryRowContext(ctx, `SELECT sha, seq FROM ingested_commits
 		WHERE repo = ? AND branch = ? ORDER BY seq DESC LIMIT 1`, repo, branch).Scan(&sha, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, fmt.Errorf("last ingested commit of %s@%s: %w", repo, branch, ErrNotFound)

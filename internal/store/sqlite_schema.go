@@ -147,7 +147,74 @@ var migrations = []migration{
 		`ALTER TABLE job_runs_v3 RENAME TO job_runs`,
 		`CREATE INDEX job_runs_by_target ON job_runs (application, service, release_channel, started, seq)`,
 	),
+	// Schema v4: every record belongs to one repository (SPEC §5.1). The
+	// rows of a state file written before are given the repository of its
+	// latest ingested commit: `bot run` serves one repository per state
+	// file and names it by its path, which is what the ingest log holds.
+	// Approvals get an ID (their rowid before), and where they came from.
+	execAll(
+		`CREATE TABLE desired_states_v4 (
+			repo            TEXT NOT NULL,
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			target          TEXT NOT NULL,
+			PRIMARY KEY (repo, application, service, release_channel, digest)
+		)`,
+		`INSERT INTO desired_states_v4 SELECT `+v3Repo+`, * FROM desired_states`,
+		`CREATE TABLE targets_v4 (
+			repo            TEXT NOT NULL,
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			status          TEXT NOT NULL,
+			message         TEXT NOT NULL,
+			commit_sha      TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			updated_at      TEXT,
+			data            TEXT NOT NULL,
+			PRIMARY KEY (repo, application, service, release_channel),
+			FOREIGN KEY (repo, application, service, release_channel, digest) REFERENCES desired_states_v4
+		)`,
+		`INSERT INTO targets_v4 SELECT `+v3Repo+`, * FROM targets`,
+		`DROP TABLE targets`,
+		`DROP TABLE desired_states`,
+		// Renaming the parent renames it in targets_v4's foreign key too.
+		`ALTER TABLE desired_states_v4 RENAME TO desired_states`,
+		`ALTER TABLE targets_v4 RENAME TO targets`,
+		`ALTER TABLE job_runs ADD COLUMN repo TEXT NOT NULL DEFAULT ''`,
+		`UPDATE job_runs SET repo = `+v3Repo,
+		`DROP INDEX job_runs_by_target`,
+		`CREATE INDEX job_runs_by_target ON job_runs (repo, application, service, release_channel, started, seq)`,
+		`CREATE TABLE approvals_v4 (
+			seq             INTEGER PRIMARY KEY,
+			id              TEXT NOT NULL UNIQUE,
+			repo            TEXT NOT NULL,
+			application     TEXT NOT NULL,
+			service         TEXT NOT NULL,
+			release_channel TEXT NOT NULL,
+			digest          TEXT NOT NULL,
+			commit_sha      TEXT NOT NULL,
+			who             TEXT NOT NULL,
+			at              TEXT,
+			source          TEXT NOT NULL,
+			url             TEXT NOT NULL,
+			consumed_by     TEXT
+		)`,
+		`INSERT INTO approvals_v4 SELECT seq, 'v3-' || seq, `+v3Repo+`, application, service, release_channel,
+			digest, commit_sha, who, at, '', '', consumed_by FROM approvals`,
+		`DROP TABLE approvals`,
+		`ALTER TABLE approvals_v4 RENAME TO approvals`,
+		`CREATE INDEX approvals_by_target ON approvals (repo, application, service, release_channel, digest)`,
+		`ALTER TABLE ingested_commits ADD COLUMN problems TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE deliveries ADD COLUMN repo TEXT NOT NULL DEFAULT ''`,
+	),
 }
+
+// v3Repo is the repository of the records of a state file from before
+// schema v4: that of its latest ingested commit.
+const v3Repo = `COALESCE((SELECT repo FROM ingested_commits ORDER BY seq DESC LIMIT 1), '')`
 
 const jobRunsV1Columns = `seq, id, application, service, release_channel, action, commit_sha, digest,
 	desired_version, started, finished, exit_code, error, output_tail, approved_by, note`

@@ -11,28 +11,28 @@ import (
 )
 
 // StartRun implements Store.
-func (s *SQLite) StartRun(ctx context.Context, run JobRun) error {
-	return s.putRun(ctx, "start", run)
+func (r *SQLiteRepo) StartRun(ctx context.Context, run JobRun) error {
+	return r.putRun(ctx, "start", run)
 }
 
 // FinishRun implements Store.
-func (s *SQLite) FinishRun(ctx context.Context, run JobRun) error {
-	return s.putRun(ctx, "finish", run)
+func (r *SQLiteRepo) FinishRun(ctx context.Context, run JobRun) error {
+	return r.putRun(ctx, "finish", run)
 }
 
 const upsertRun = `INSERT INTO job_runs
-	(id, application, service, release_channel, action, commit_sha, digest, desired_version,
+	(id, repo, application, service, release_channel, action, commit_sha, digest, desired_version,
 	 started, finished, exit_code, error, output_tail, approved_by, note)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET
-	application = excluded.application, service = excluded.service,
+	repo = excluded.repo, application = excluded.application, service = excluded.service,
 	release_channel = excluded.release_channel, action = excluded.action,
 	commit_sha = excluded.commit_sha, digest = excluded.digest,
 	desired_version = excluded.desired_version, started = excluded.started,
 	finished = excluded.finished, exit_code = excluded.exit_code, error = excluded.error,
 	output_tail = excluded.output_tail, approved_by = excluded.approved_by, note = excluded.note`
 
-func runArgs(verb string, run JobRun) ([]any, error) {
+func (r *SQLiteRepo) runArgs(verb string, run JobRun) ([]any, error) {
 	if run.ID == "" {
 		return nil, fmt.Errorf("%s job run: empty ID", verb)
 	}
@@ -48,17 +48,17 @@ func runArgs(verb string, run JobRun) ([]any, error) {
 	if run.Finished.IsZero() && run.ExitCode == 0 {
 		exitCode = nil
 	}
-	return []any{run.ID, run.Key.Application, run.Key.Service, run.Key.ReleaseChannel, string(run.Action),
+	return []any{run.ID, r.name, run.Key.Application, run.Key.Service, run.Key.ReleaseChannel, string(run.Action),
 		run.Commit, run.Digest, run.DesiredVersion, dbTime(run.Started), dbTime(run.Finished),
 		exitCode, run.Error, run.OutputTail, approvedBy, run.Note}, nil
 }
 
-func (s *SQLite) putRun(ctx context.Context, verb string, run JobRun) error {
-	args, err := runArgs(verb, run)
+func (r *SQLiteRepo) putRun(ctx context.Context, verb string, run JobRun) error {
+	args, err := r.runArgs(verb, run)
 	if err != nil {
 		return err
 	}
-	if _, err := s.write(ctx, upsertRun, args...); err != nil {
+	if _, err := r.s.write(ctx, upsertRun, args...); err != nil {
 		return fmt.Errorf("%s job run %s: %w", verb, run.ID, err)
 	}
 	return nil
@@ -68,8 +68,8 @@ const runColumns = `id, application, service, release_channel, action, commit_sh
 	desired_version, started, finished, exit_code, error, output_tail, approved_by, note`
 
 // Run implements Store.
-func (s *SQLite) Run(ctx context.Context, id string) (JobRun, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs WHERE id = ?`, id)
+func (r *SQLiteRepo) Run(ctx context.Context, id string) (JobRun, error) {
+	rows, err := r.s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs WHERE id = ? AND repo = ?`, id, r.name)
 	if err != nil {
 		return JobRun{}, fmt.Errorf("read job run %s: %w", id, err)
 	}
@@ -84,11 +84,11 @@ func (s *SQLite) Run(ctx context.Context, id string) (JobRun, error) {
 }
 
 // Runs implements Store.
-func (s *SQLite) Runs(ctx context.Context, key desired.Key, limit int) ([]JobRun, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs
-		WHERE application = ? AND service = ? AND release_channel = ?
+func (r *SQLiteRepo) Runs(ctx context.Context, key desired.Key, limit int) ([]JobRun, error) {
+	rows, err := r.s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs
+		WHERE repo = ? AND application = ? AND service = ? AND release_channel = ?
 		ORDER BY started DESC, seq DESC LIMIT ?`,
-		key.Application, key.Service, key.ReleaseChannel, sqlLimit(limit))
+		r.name, key.Application, key.Service, key.ReleaseChannel, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list job runs of %s: %w", key, err)
 	}
@@ -103,9 +103,9 @@ func (s *SQLite) Runs(ctx context.Context, key desired.Key, limit int) ([]JobRun
 // Started, then insertion), at most limit of them (limit <= 0: all). It
 // reads the whole audit log: no index is kept for it, to keep the writes
 // of job runs cheap.
-func (s *SQLite) RecentRuns(ctx context.Context, limit int) ([]JobRun, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs
-		ORDER BY started DESC, seq DESC LIMIT ?`, sqlLimit(limit))
+func (r *SQLiteRepo) RecentRuns(ctx context.Context, limit int) ([]JobRun, error) {
+	rows, err := r.s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs WHERE repo = ?
+		ORDER BY started DESC, seq DESC LIMIT ?`, r.name, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list recent job runs: %w", err)
 	}
@@ -160,58 +160,67 @@ func scanRuns(rows *sql.Rows) ([]JobRun, error) {
 }
 
 // AddApproval implements Store.
-func (s *SQLite) AddApproval(ctx context.Context, a Approval) error {
-	_, err := s.write(ctx, `INSERT INTO approvals
-		(application, service, release_channel, digest, commit_sha, who, at, consumed_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.Key.Application, a.Key.Service, a.Key.ReleaseChannel, a.Digest, a.Commit, a.Who,
-		dbTime(a.At), dbString(a.ConsumedBy))
+func (r *SQLiteRepo) AddApproval(ctx context.Context, a Approval) error {
+	args, err := r.approvalArgs(a)
 	if err != nil {
+		return err
+	}
+	if _, err := r.s.write(ctx, upsertApproval, args...); err != nil {
 		return fmt.Errorf("add approval of %s by %s: %w", a.Key, a.Who, err)
 	}
 	return nil
 }
 
+const approvalColumns = `a.id, a.application, a.service, a.release_channel, a.digest, a.commit_sha,
+	a.who, a.at, a.source, a.url, a.consumed_by`
+
 // Approvals implements Store. "Oldest first" is the order they were added.
-func (s *SQLite) Approvals(ctx context.Context, key desired.Key, digest string) ([]Approval, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT commit_sha, who, at, consumed_by FROM approvals
-		WHERE application = ? AND service = ? AND release_channel = ? AND digest = ?
+func (r *SQLiteRepo) Approvals(ctx context.Context, key desired.Key, digest string) ([]Approval, error) {
+	rows, err := r.s.db.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals a
+		WHERE repo = ? AND application = ? AND service = ? AND release_channel = ? AND digest = ?
 		ORDER BY seq`,
-		key.Application, key.Service, key.ReleaseChannel, digest)
+		r.name, key.Application, key.Service, key.ReleaseChannel, digest)
 	if err != nil {
 		return nil, fmt.Errorf("list approvals of %s: %w", key, err)
 	}
-	defer rows.Close()
-	var out []Approval
-	for rows.Next() {
-		a := Approval{Key: key, Digest: digest}
-		var at, consumedBy sql.NullString
-		if err := rows.Scan(&a.Commit, &a.Who, &at, &consumedBy); err != nil {
-			return nil, fmt.Errorf("list approvals of %s: %w", key, err)
-		}
-		if a.At, err = parseTime(at); err != nil {
-			return nil, fmt.Errorf("approval of %s by %s: %w", key, a.Who, err)
-		}
-		a.ConsumedBy = consumedBy.String
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanApprovals(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list approvals of %s: %w", key, err)
 	}
 	return out, nil
 }
 
-// ConsumeApprovals implements Store.
-func (s *SQLite) ConsumeApprovals(ctx context.Context, key desired.Key, digest, runID string) error {
-	if runID == "" {
-		return fmt.Errorf("consume approvals of %s: empty run ID", key)
-	}
-	_, err := s.write(ctx, `UPDATE approvals SET consumed_by = ?
-		WHERE application = ? AND service = ? AND release_channel = ? AND digest = ?
-		AND consumed_by IS NULL`,
-		runID, key.Application, key.Service, key.ReleaseChannel, digest)
+// CurrentApprovals implements Store.
+func (r *SQLiteRepo) CurrentApprovals(ctx context.Context) ([]Approval, error) {
+	rows, err := r.s.db.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals a
+		JOIN targets t USING (repo, application, service, release_channel, digest, commit_sha)
+		WHERE a.repo = ? ORDER BY a.seq`, r.name)
 	if err != nil {
-		return fmt.Errorf("consume approvals of %s for run %s: %w", key, runID, err)
+		return nil, fmt.Errorf("list approvals: %w", err)
 	}
-	return nil
+	out, err := scanApprovals(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	return out, nil
+}
+
+func scanApprovals(rows *sql.Rows) ([]Approval, error) {
+	defer rows.Close()
+	var out []Approval
+	for rows.Next() {
+		var a Approval
+		var at, consumedBy sql.NullString
+		err := rows.Scan(&a.ID, &a.Key.Application, &a.Key.Service, &a.Key.ReleaseChannel, &a.Digest, &a.Commit,
+			&a.Who, &at, &a.Source, &a.URL, &consumedBy)
+		if err != nil {
+			return nil, err
+		}
+		if a.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("approval %s: %w", a.ID, err)
+		}
+		a.ConsumedBy = consumedBy.String
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }

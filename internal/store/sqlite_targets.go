@@ -26,13 +26,15 @@ type stateRow struct {
 }
 
 // LoadTargets implements Store.
-func (s *SQLite) LoadTargets(ctx context.Context) ([]TargetState, error) {
+func (r *SQLiteRepo) LoadTargets(ctx context.Context) ([]TargetState, error) {
+	s := r.s
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM targets`).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM targets WHERE repo = ?`, r.name).Scan(&n); err != nil {
 		return nil, fmt.Errorf("count targets: %w", err)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT t.application, t.service, t.release_channel, t.digest, t.data, d.target
-		FROM targets t LEFT JOIN desired_states d USING (application, service, release_channel, digest)`)
+		FROM targets t LEFT JOIN desired_states d USING (repo, application, service, release_channel, digest)
+		WHERE t.repo = ?`, r.name)
 	if err != nil {
 		return nil, fmt.Errorf("load targets: %w", err)
 	}
@@ -64,85 +66,102 @@ func (s *SQLite) LoadTargets(ctx context.Context) ([]TargetState, error) {
 	}
 	s.stored.Lock()
 	for _, st := range out {
-		if _, ok := s.stored.digest[st.Key()]; !ok {
-			s.stored.digest[st.Key()] = st.Target.Digest
+		if k := r.key(st.Key()); s.stored.digest[k] == "" {
+			s.stored.digest[k] = st.Target.Digest
 		}
 	}
 	s.stored.Unlock()
 	return out, nil
 }
 
+func (r *SQLiteRepo) key(k desired.Key) repoKey { return repoKey{repo: r.name, Key: k} }
+
 const (
 	upsertTarget = `INSERT INTO targets
-	(application, service, release_channel, status, message, commit_sha, digest, updated_at, data)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (application, service, release_channel) DO UPDATE SET
+	(repo, application, service, release_channel, status, message, commit_sha, digest, updated_at, data)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (repo, application, service, release_channel) DO UPDATE SET
 	status = excluded.status, message = excluded.message, commit_sha = excluded.commit_sha,
 	digest = excluded.digest, updated_at = excluded.updated_at, data = excluded.data`
 	insertDesired = `INSERT OR IGNORE INTO desired_states
-	(application, service, release_channel, digest, target) VALUES (?, ?, ?, ?, ?)`
+	(repo, application, service, release_channel, digest, target) VALUES (?, ?, ?, ?, ?, ?)`
 	// pruneDesired deletes the desired states of a target other than the
 	// one it points at.
 	pruneDesired = `DELETE FROM desired_states
-	WHERE application = ? AND service = ? AND release_channel = ? AND digest <> ?`
+	WHERE repo = ? AND application = ? AND service = ? AND release_channel = ? AND digest <> ?`
+	// upsertApproval inserts an approval, or records its consumption.
+	upsertApproval = `INSERT INTO approvals
+	(id, repo, application, service, release_channel, digest, commit_sha, who, at, source, url, consumed_by)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET consumed_by = excluded.consumed_by`
 )
 
-func targetArgs(st TargetState) ([]any, error) {
+func (r *SQLiteRepo) targetArgs(st TargetState) ([]any, error) {
 	data, err := json.Marshal(stateRow{TargetState: st})
 	if err != nil {
 		return nil, fmt.Errorf("encode target %s: %w", st.Key(), err)
 	}
 	k := st.Key()
-	return []any{k.Application, k.Service, k.ReleaseChannel, string(st.Status), st.Message,
+	return []any{r.name, k.Application, k.Service, k.ReleaseChannel, string(st.Status), st.Message,
 		st.Target.Commit, st.Target.Digest, dbTime(st.UpdatedAt), string(data)}, nil
 }
 
-func desiredArgs(t desired.Target) ([]any, error) {
+func (r *SQLiteRepo) desiredArgs(t desired.Target) ([]any, error) {
 	data, err := json.Marshal(t)
 	if err != nil {
 		return nil, fmt.Errorf("encode desired state %s of target %s: %w", t.Digest, t.Key, err)
 	}
-	return []any{t.Application, t.Service, t.ReleaseChannel, t.Digest, string(data)}, nil
+	return []any{r.name, t.Application, t.Service, t.ReleaseChannel, t.Digest, string(data)}, nil
+}
+
+func (r *SQLiteRepo) approvalArgs(a Approval) ([]any, error) {
+	if a.ID == "" {
+		return nil, fmt.Errorf("save approval of %s by %s: empty ID", a.Key, a.Who)
+	}
+	return []any{a.ID, r.name, a.Key.Application, a.Key.Service, a.Key.ReleaseChannel, a.Digest, a.Commit,
+		a.Who, dbTime(a.At), a.Source, a.URL, dbString(a.ConsumedBy)}, nil
 }
 
 // SaveTarget implements Store.
-func (s *SQLite) SaveTarget(ctx context.Context, st TargetState) error {
-	if err := s.saveTargets(ctx, []TargetState{st}, nil); err != nil {
+func (r *SQLiteRepo) SaveTarget(ctx context.Context, st TargetState) error {
+	if err := r.save(ctx, Batch{States: []TargetState{st}}); err != nil {
 		return fmt.Errorf("save target %s: %w", st.Key(), err)
 	}
 	return nil
 }
 
-// SaveTargets implements Store.
-func (s *SQLite) SaveTargets(ctx context.Context, states []TargetState, runs []JobRun) error {
-	if err := s.saveTargets(ctx, states, runs); err != nil {
-		return fmt.Errorf("save %d targets and %d job runs: %w", len(states), len(runs), err)
+// Save implements Store.
+func (r *SQLiteRepo) Save(ctx context.Context, b Batch) error {
+	if err := r.save(ctx, b); err != nil {
+		return fmt.Errorf("save %d targets, %d job runs and %d approvals: %w", len(b.States), len(b.Runs), len(b.Approvals), err)
 	}
 	return nil
 }
 
-func (s *SQLite) saveTargets(ctx context.Context, states []TargetState, runs []JobRun) error {
-	err := s.trySaveTargets(ctx, states, runs)
+func (r *SQLiteRepo) save(ctx context.Context, b Batch) error {
+	err := r.trySave(ctx, b)
 	if isForeignKeyError(err) {
 		// Another handle pruned a desired state this one thought stored:
 		// write every desired state of the batch again.
-		s.stored.Lock()
-		for _, st := range states {
-			delete(s.stored.digest, st.Key())
+		r.s.stored.Lock()
+		for _, st := range b.States {
+			delete(r.s.stored.digest, r.key(st.Key()))
 		}
-		s.stored.Unlock()
-		err = s.trySaveTargets(ctx, states, runs)
+		r.s.stored.Unlock()
+		err = r.trySave(ctx, b)
 	}
 	return err
 }
 
-// trySaveTargets encodes the rows before the transaction starts, so that
-// it holds the write lock only to write them; desired states found stored
-// meanwhile are not written, and missing ones are encoded then.
-func (s *SQLite) trySaveTargets(ctx context.Context, states []TargetState, runs []JobRun) error {
+// trySave encodes the rows before the transaction starts, so that it holds
+// the write lock only to write them; desired states found stored meanwhile
+// are not written, and missing ones are encoded then.
+func (r *SQLiteRepo) trySave(ctx context.Context, b Batch) error {
+	s := r.s
+	states := b.States
 	targetRows := make([][]any, len(states))
 	for i, st := range states {
-		args, err := targetArgs(st)
+		args, err := r.targetArgs(st)
 		if err != nil {
 			return err
 		}
@@ -150,21 +169,29 @@ func (s *SQLite) trySaveTargets(ctx context.Context, states []TargetState, runs 
 	}
 	desiredRows := make([][]any, len(states))
 	for i, st := range states {
-		if !s.isStored(st.Target) {
-			args, err := desiredArgs(st.Target)
+		if !r.isStored(st.Target) {
+			args, err := r.desiredArgs(st.Target)
 			if err != nil {
 				return err
 			}
 			desiredRows[i] = args
 		}
 	}
-	runRows := make([][]any, len(runs))
-	for i, run := range runs {
-		args, err := runArgs("save", run)
+	runRows := make([][]any, len(b.Runs))
+	for i, run := range b.Runs {
+		args, err := r.runArgs("save", run)
 		if err != nil {
 			return err
 		}
 		runRows[i] = args
+	}
+	approvalRows := make([][]any, len(b.Approvals))
+	for i, a := range b.Approvals {
+		args, err := r.approvalArgs(a)
+		if err != nil {
+			return err
+		}
+		approvalRows[i] = args
 	}
 	if err := s.prepareBatch(ctx); err != nil {
 		return err
@@ -176,7 +203,7 @@ func (s *SQLite) trySaveTargets(ctx context.Context, states []TargetState, runs 
 		final[st.Key()] = st.Target.Digest
 	}
 	write := func(tx *sql.Tx) error {
-		inserts, prunes, err := s.desiredWrites(states, desiredRows, final)
+		inserts, prunes, err := r.desiredWrites(states, desiredRows, final)
 		if err != nil {
 			return err
 		}
@@ -192,12 +219,15 @@ func (s *SQLite) trySaveTargets(ctx context.Context, states []TargetState, runs 
 		if err := execRows(ctx, tx, s.batch.run, runRows); err != nil {
 			return fmt.Errorf("save job runs: %w", err)
 		}
+		if err := execRows(ctx, tx, s.batch.approval, approvalRows); err != nil {
+			return fmt.Errorf("save approvals: %w", err)
+		}
 		return nil
 	}
 	committed := func() {
 		s.stored.Lock()
 		for k, digest := range final {
-			s.stored.digest[k] = digest
+			s.stored.digest[r.key(k)] = digest
 		}
 		s.stored.Unlock()
 	}
@@ -208,7 +238,7 @@ func (s *SQLite) trySaveTargets(ctx context.Context, states []TargetState, runs 
 // insert: those not known stored, each once; rows encoded beforehand are in
 // pre, those found missing since are encoded now. A target given a desired
 // state not known stored is pruned afterwards down to its final one.
-func (s *SQLite) desiredWrites(states []TargetState, pre [][]any, final map[desired.Key]string) (inserts, prunes [][]any, err error) {
+func (r *SQLiteRepo) desiredWrites(states []TargetState, pre [][]any, final map[desired.Key]string) (inserts, prunes [][]any, err error) {
 	type keyDigest struct {
 		key    desired.Key
 		digest string
@@ -217,30 +247,30 @@ func (s *SQLite) desiredWrites(states []TargetState, pre [][]any, final map[desi
 	pruned := map[desired.Key]bool{}
 	for i, st := range states {
 		t := st.Target
-		if seen[keyDigest{t.Key, t.Digest}] || s.isStored(t) {
+		if seen[keyDigest{t.Key, t.Digest}] || r.isStored(t) {
 			continue
 		}
 		seen[keyDigest{t.Key, t.Digest}] = true
 		args := pre[i]
 		if args == nil {
-			if args, err = desiredArgs(t); err != nil {
+			if args, err = r.desiredArgs(t); err != nil {
 				return nil, nil, err
 			}
 		}
 		inserts = append(inserts, args)
 		if !pruned[t.Key] {
 			pruned[t.Key] = true
-			prunes = append(prunes, []any{t.Application, t.Service, t.ReleaseChannel, final[t.Key]})
+			prunes = append(prunes, []any{r.name, t.Application, t.Service, t.ReleaseChannel, final[t.Key]})
 		}
 	}
 	return inserts, prunes, nil
 }
 
 // isStored reports whether desired_states is known to hold t.
-func (s *SQLite) isStored(t desired.Target) bool {
-	s.stored.Lock()
-	defer s.stored.Unlock()
-	digest, ok := s.stored.digest[t.Key]
+func (r *SQLiteRepo) isStored(t desired.Target) bool {
+	r.s.stored.Lock()
+	defer r.s.stored.Unlock()
+	digest, ok := r.s.stored.digest[r.key(t.Key)]
 	return ok && digest == t.Digest
 }
 
@@ -256,6 +286,7 @@ func (s *SQLite) prepareBatch(ctx context.Context) error {
 		}{
 			{&s.batch.target, upsertTarget}, {&s.batch.run, upsertRun},
 			{&s.batch.desired, insertDesired}, {&s.batch.prune, pruneDesired},
+			{&s.batch.approval, upsertApproval},
 		} {
 			if *p.stmt, s.batch.err = s.db.PrepareContext(pctx, p.query); s.batch.err != nil {
 				return

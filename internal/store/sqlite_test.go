@@ -23,18 +23,27 @@ import (
 var t0 = time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
 
 func TestSQLiteConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	storetest.Run(t, func(t *testing.T) store.DB {
+		s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+		require.NoError(t, err)
+		return s
 	})
 }
 
+// repoFile is a state file and the repository storetest.Repo in it, which
+// is what most tests need.
+type repoFile struct {
+	*store.SQLite
+	*store.SQLiteRepo
+}
+
 // openSQLite opens path and closes it when the test ends.
-func openSQLite(t testing.TB, path string, opts ...store.SQLiteOption) *store.SQLite {
+func openSQLite(t testing.TB, path string, opts ...store.SQLiteOption) repoFile {
 	t.Helper()
 	s, err := store.OpenSQLite(context.Background(), path, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return repoFile{s, s.RepoOf(storetest.Repo)}
 }
 
 // rawDB opens the file the way someone with sqlite3 would.
@@ -50,41 +59,42 @@ func rawDB(t *testing.T, path string) *sql.DB {
 func TestSQLiteReopenKeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := store.OpenSQLite(ctx, path)
+	file, err := store.OpenSQLite(ctx, path)
 	require.NoError(t, err)
+	s := file.RepoOf(storetest.Repo)
 
 	st := storetest.FullState(storetest.Key, "d1")
 	run := store.JobRun{
 		ID: "r1", Key: storetest.Key, Action: runner.ActionApply, Commit: "c1", Digest: "d1",
 		Started: t0, Finished: t0.Add(time.Second), ExitCode: 1, OutputTail: "out", ApprovedBy: []string{"alice"},
 	}
-	approval := store.Approval{Key: storetest.Key, Digest: "d1", Commit: "c1", Who: "alice", At: t0, ConsumedBy: "r1"}
+	approval := store.Approval{ID: "a1", Key: storetest.Key, Digest: "d1", Commit: "c1", Who: "alice", At: t0, Source: "cli", ConsumedBy: "r1"}
 	require.NoError(t, s.SaveTarget(ctx, st))
 	require.NoError(t, s.StartRun(ctx, run))
 	require.NoError(t, s.AddApproval(ctx, approval))
-	seq, err := s.IngestCommit(ctx, "repo", "main", "c1")
+	seq, err := s.IngestCommit(ctx, "main", "c1", "")
 	require.NoError(t, err)
-	_, err = s.RecordDelivery(ctx, "dlv-1", "push", []byte(`{}`), t0)
+	_, err = file.RecordDelivery(ctx, store.Delivery{ID: "dlv-1", Event: "push", Repo: storetest.Repo, Payload: []byte(`{}`), ReceivedAt: t0})
 	require.NoError(t, err)
-	require.NoError(t, s.Close())
+	require.NoError(t, file.Close())
 
-	s = openSQLite(t, path)
-	targets, err := s.LoadTargets(ctx)
+	r := openSQLite(t, path)
+	targets, err := r.LoadTargets(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []store.TargetState{st}, targets)
-	gotRun, err := s.Run(ctx, "r1")
+	gotRun, err := r.Run(ctx, "r1")
 	require.NoError(t, err)
 	assert.Equal(t, run, gotRun)
-	approvals, err := s.Approvals(ctx, storetest.Key, "d1")
+	approvals, err := r.Approvals(ctx, storetest.Key, "d1")
 	require.NoError(t, err)
 	assert.Equal(t, []store.Approval{approval}, approvals)
-	sha, gotSeq, err := s.LastIngested(ctx, "repo", "main")
+	sha, gotSeq, err := r.LastIngested(ctx, "main")
 	require.NoError(t, err)
 	assert.Equal(t, "c1", sha)
 	assert.Equal(t, seq, gotSeq)
-	pending, err := s.PendingDeliveries(ctx)
+	pending, err := r.PendingDeliveries(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []store.Delivery{{ID: "dlv-1", Event: "push", Payload: []byte(`{}`), ReceivedAt: t0}}, pending)
+	assert.Equal(t, []store.Delivery{{ID: "dlv-1", Event: "push", Repo: storetest.Repo, Payload: []byte(`{}`), ReceivedAt: t0}}, pending)
 }
 
 func TestSQLiteOpen(t *testing.T) {
@@ -92,7 +102,7 @@ func TestSQLiteOpen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo", ".pvnbot")
 	path := filepath.Join(dir, "state?#1.db")
 	s := openSQLite(t, path)
-	assert.Equal(t, path, s.Path())
+	assert.Equal(t, path, s.SQLite.Path())
 
 	info, err := os.Stat(path)
 	require.NoError(t, err, "the file is where it was asked, '?' and '#' included")
@@ -144,7 +154,7 @@ func TestSQLiteMigrationsAreIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s, err := store.OpenSQLite(ctx, path)
 	require.NoError(t, err)
-	require.NoError(t, s.SaveTarget(ctx, storetest.FullState(storetest.Key, "d1")))
+	require.NoError(t, s.Repo(storetest.Repo).SaveTarget(ctx, storetest.FullState(storetest.Key, "d1")))
 	require.NoError(t, s.Close())
 
 	for range 2 {
@@ -188,13 +198,13 @@ func TestSQLiteDeliveries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := openSQLite(t, path)
 
-	isNew, err := s.RecordDelivery(ctx, "b", "push", []byte("first"), t0.Add(time.Second))
+	isNew, err := s.RecordDelivery(ctx, store.Delivery{ID: "b", Event: "push", Payload: []byte("first"), ReceivedAt: t0.Add(time.Second)})
 	require.NoError(t, err)
 	assert.True(t, isNew)
-	isNew, err = s.RecordDelivery(ctx, "a", "issue_comment", []byte("other"), t0)
+	isNew, err = s.RecordDelivery(ctx, store.Delivery{ID: "a", Event: "issue_comment", Payload: []byte("other"), ReceivedAt: t0})
 	require.NoError(t, err)
 	assert.True(t, isNew)
-	isNew, err = s.RecordDelivery(ctx, "b", "push", []byte("redelivered"), t0.Add(time.Hour))
+	isNew, err = s.RecordDelivery(ctx, store.Delivery{ID: "b", Event: "push", Payload: []byte("redelivered"), ReceivedAt: t0.Add(time.Hour)})
 	require.NoError(t, err)
 	assert.False(t, isNew, "a delivery ID seen before is not new")
 
@@ -226,51 +236,52 @@ func TestSQLiteDeliveries(t *testing.T) {
 	pending, err = s.PendingDeliveries(ctx)
 	require.NoError(t, err)
 	assert.Len(t, pending, 1)
-	isNew, err = s.RecordDelivery(ctx, "a", "issue_comment", []byte("other"), t0)
+	isNew, err = s.RecordDelivery(ctx, store.Delivery{ID: "a", Event: "issue_comment", Payload: []byte("other"), ReceivedAt: t0})
 	require.NoError(t, err)
 	assert.True(t, isNew, "a pruned delivery is forgotten")
 
 	err = s.MarkDeliveryProcessed(ctx, "nope", t0, "")
 	assert.ErrorIs(t, err, store.ErrNotFound)
-	_, err = s.RecordDelivery(ctx, "", "push", nil, t0)
+	_, err = s.RecordDelivery(ctx, store.Delivery{ID: "", Event: "push", Payload: nil, ReceivedAt: t0})
 	assert.Error(t, err)
 }
 
 func TestSQLiteIngestCursor(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := store.OpenSQLite(ctx, path)
+	file, err := store.OpenSQLite(ctx, path)
 	require.NoError(t, err)
+	s := file.RepoOf("repo")
 
-	_, _, err = s.LastIngested(ctx, "repo", "main")
+	_, _, err = s.LastIngested(ctx, "main")
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	var seqs []int64
 	for _, sha := range []string{"c1", "c2", "c3"} {
-		seq, err := s.IngestCommit(ctx, "repo", "main", sha)
+		seq, err := s.IngestCommit(ctx, "main", sha, "")
 		require.NoError(t, err)
 		seqs = append(seqs, seq)
 	}
 	assert.IsIncreasing(t, seqs)
 
-	again, err := s.IngestCommit(ctx, "repo", "main", "c2")
+	again, err := s.IngestCommit(ctx, "main", "c2", "")
 	require.NoError(t, err)
 	assert.Equal(t, seqs[1], again, "ingesting a sha again returns its sequence")
-	sha, seq, err := s.LastIngested(ctx, "repo", "main")
+	sha, seq, err := s.LastIngested(ctx, "main")
 	require.NoError(t, err)
 	assert.Equal(t, "c3", sha, "re-ingesting an older sha does not move the cursor")
 	assert.Equal(t, seqs[2], seq)
 
-	other, err := s.IngestCommit(ctx, "repo", "release", "c2")
+	other, err := s.IngestCommit(ctx, "release", "c2", "")
 	require.NoError(t, err)
 	assert.Greater(t, other, seqs[2], "the same sha on another branch is another ingestion")
-	sha, _, err = s.LastIngested(ctx, "repo", "main")
+	sha, _, err = s.LastIngested(ctx, "main")
 	require.NoError(t, err)
 	assert.Equal(t, "c3", sha, "branches have their own cursor")
-	require.NoError(t, s.Close())
+	require.NoError(t, file.Close())
 
-	s = openSQLite(t, path)
-	next, err := s.IngestCommit(ctx, "repo", "main", "c4")
+	s = openSQLite(t, path).RepoOf("repo")
+	next, err := s.IngestCommit(ctx, "main", "c4", "")
 	require.NoError(t, err)
 	assert.Greater(t, next, other, "sequences keep increasing after a reopen")
 }
@@ -279,7 +290,7 @@ func TestSQLiteIngestRecordsTime(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := openSQLite(t, path, store.WithClock(func() time.Time { return t0.In(time.FixedZone("X", 3600)) }))
-	_, err := s.IngestCommit(ctx, "repo", "main", "c1")
+	_, err := s.IngestCommit(ctx, "main", "c1", "")
 	require.NoError(t, err)
 	var at string
 	require.NoError(t, rawDB(t, path).QueryRowContext(ctx, `SELECT ingested_at FROM ingested_commits`).Scan(&at))
@@ -391,8 +402,8 @@ func TestSQLiteRejectsEmptyIDs(t *testing.T) {
 	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
 	assert.Error(t, s.StartRun(ctx, store.JobRun{Key: storetest.Key}))
 	assert.Error(t, s.FinishRun(ctx, store.JobRun{Key: storetest.Key}))
-	assert.Error(t, s.ConsumeApprovals(ctx, storetest.Key, "d1", ""))
-	_, err := s.IngestCommit(ctx, "repo", "main", "")
+	assert.Error(t, s.AddApproval(ctx, store.Approval{Key: storetest.Key, Digest: "d1", Who: "alice"}))
+	_, err := s.IngestCommit(ctx, "main", "", "")
 	assert.Error(t, err)
 }
 
@@ -409,7 +420,7 @@ func TestSQLiteSparseStateRoundTrip(t *testing.T) {
 	}
 	for name, want := range tests {
 		t.Run(name, func(t *testing.T) {
-			require.NoError(t, s.SaveTargets(ctx, []store.TargetState{want}, nil))
+			require.NoError(t, s.Save(ctx, store.Batch{States: []store.TargetState{want}}))
 			got, err := s.LoadTargets(ctx)
 			require.NoError(t, err)
 			require.Len(t, got, 1)

@@ -1,7 +1,9 @@
 // Package store keeps pvnbot's durable state: per-target convergence state,
-// the audit log of job runs, and approvals. The record types here are plain,
-// JSON-encodable data shared by every backend (in memory for tests, SQLite
-// for the bot); storetest holds the conformance suite they all pass.
+// the audit log of job runs, approvals and the ingest log, each belonging to
+// one repository (a DB holds many; DB.Repo gives one's Store), and the
+// webhook deliveries. The record types here are plain, JSON-encodable data
+// shared by every backend (in memory for tests, SQLite for the bot);
+// storetest holds the conformance suite they all pass.
 package store
 
 import (
@@ -196,29 +198,48 @@ type JobRun struct {
 	Note string
 }
 
-// Approval is one person's approval of one target's desired state.
+// Approval is one person's approval of one target's desired state: the
+// desired state with Digest that the commit Commit brought. It counts for
+// that desired state only.
 type Approval struct {
+	// ID identifies the approval; a later write of the same ID updates it.
+	ID     string
 	Key    desired.Key
 	Digest string
 	Commit string
 	Who    string
 	At     time.Time
+	// Source says where it was given ("comment", "button", "cli"); URL
+	// links to it (the comment) when it has one.
+	Source string `json:",omitzero"`
+	URL    string `json:",omitzero"`
 	// ConsumedBy is the ID of the apply run that used this approval (only
 	// when every apply needs its own approval); empty while unused.
-	ConsumedBy string
+	ConsumedBy string `json:",omitzero"`
 }
 
-// Store is the full durable store. Every method is safe for concurrent use.
+// Batch is what one transaction writes for one repository: every write is
+// committed, or none. A later state of the same key, run of the same ID or
+// approval of the same ID replaces an earlier one of the same batch.
+type Batch struct {
+	States    []TargetState // inserted or replaced by key
+	Runs      []JobRun      // inserted or replaced by ID
+	Approvals []Approval    // inserted, or their ConsumedBy set, by ID
+}
+
+// Empty reports whether the batch writes nothing.
+func (b Batch) Empty() bool { return len(b.States) == 0 && len(b.Runs) == 0 && len(b.Approvals) == 0 }
+
+// Store is the durable state of one repository (SPEC §5.1): nothing read or
+// written through it belongs to another. Every method is safe for
+// concurrent use.
 type Store interface {
 	// LoadTargets returns every target state, in no particular order.
 	LoadTargets(ctx context.Context) ([]TargetState, error)
 	// SaveTarget inserts or replaces the state of st.Key().
 	SaveTarget(ctx context.Context, st TargetState) error
-	// SaveTargets inserts or replaces the states of several targets and
-	// inserts or replaces job runs by ID, in one transaction: every write
-	// is committed, or none. A later state of the same key, or run of the
-	// same ID, replaces an earlier one of the same call.
-	SaveTargets(ctx context.Context, states []TargetState, runs []JobRun) error
+	// Save writes a batch in one transaction.
+	Save(ctx context.Context, b Batch) error
 
 	// StartRun inserts a job run, or replaces the one with the same ID.
 	StartRun(ctx context.Context, run JobRun) error
@@ -230,14 +251,33 @@ type Store interface {
 	// insertion), at most limit of them (limit <= 0: all).
 	Runs(ctx context.Context, key desired.Key, limit int) ([]JobRun, error)
 
-	// AddApproval records an approval.
+	// AddApproval records an approval (or updates the one with its ID).
 	AddApproval(ctx context.Context, a Approval) error
 	// Approvals returns the approvals of one target's desired state, oldest
-	// first.
+	// first, whatever commit brought it.
 	Approvals(ctx context.Context, key desired.Key, digest string) ([]Approval, error)
-	// ConsumeApprovals marks the unconsumed approvals of a target's desired
-	// state as used by the apply run runID.
-	ConsumeApprovals(ctx context.Context, key desired.Key, digest, runID string) error
+	// CurrentApprovals returns, oldest first, the approvals of every
+	// target's current desired state: its digest, brought by its commit.
+	CurrentApprovals(ctx context.Context) ([]Approval, error)
 
+	// IngestCommit records that commit sha of branch was ingested, with
+	// the problems that kept its configs from being taken (empty: none),
+	// and returns its sequence number. Sequence numbers increase with every
+	// commit ingested and are never reused. A sha already recorded for the
+	// branch keeps its first record and sequence number: a branch reset to
+	// an older commit does not move the cursor LastIngested reports.
+	IngestCommit(ctx context.Context, branch, sha, problems string) (seq int64, err error)
+	// LastIngested returns the commit of branch ingested last and its
+	// sequence number, or ErrNotFound when none was.
+	LastIngested(ctx context.Context, branch string) (sha string, seq int64, err error)
+}
+
+// DB is a whole state file: the records of every repository it serves.
+type DB interface {
+	// Repo returns the store of one repository, named as the bot knows it
+	// (github.com/acme/deploys, or a local repository's path).
+	Repo(name string) Store
+	// Repos lists the repositories that have targets or ingested commits.
+	Repos(ctx context.Context) ([]string, error)
 	Close() error
 }

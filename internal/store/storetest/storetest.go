@@ -1,6 +1,6 @@
-// Package storetest is the conformance suite every store.Store backend
+// Package storetest is the conformance suite every store.DB backend
 // passes: call Run from the backend's tests with a function that opens a
-// fresh, empty store.
+// fresh, empty one.
 package storetest
 
 import (
@@ -18,28 +18,38 @@ import (
 	"github.com/pvnbot/pvnbot/internal/store"
 )
 
-// Open returns a fresh, empty store; the suite closes it.
-type Open func(t *testing.T) store.Store
+// Open returns a fresh, empty DB; the suite closes it.
+type Open func(t *testing.T) store.DB
+
+// Repo is the repository the suite's records belong to.
+const Repo = "github.com/acme/deploys"
 
 // Run runs the whole suite.
 func Run(t *testing.T, open Open) {
+	t.Run("repositories are kept apart", func(t *testing.T) {
+		db := open(t)
+		t.Cleanup(func() { _ = db.Close() })
+		reposApart(t, db)
+	})
 	tests := map[string]func(t *testing.T, s store.Store){
-		"target state survives a round trip":        targetRoundTrip,
-		"save replaces the state of the same key":   saveReplaces,
-		"empty store loads no targets":              emptyLoad,
-		"job run is started, then finished":         runStartFinish,
-		"unknown job run is not found":              runNotFound,
-		"runs are listed newest first with a limit": runsOrder,
-		"approvals are kept per target and digest":  approvalsFilter,
-		"approvals are consumed once by one run":    approvalsConsume,
-		"a batch saves targets and runs at once":    batchSaves,
-		"a batch with a bad run saves nothing":      batchAllOrNothing,
+		"target state survives a round trip":         targetRoundTrip,
+		"save replaces the state of the same key":    saveReplaces,
+		"empty store loads no targets":               emptyLoad,
+		"job run is started, then finished":          runStartFinish,
+		"unknown job run is not found":               runNotFound,
+		"runs are listed newest first with a limit":  runsOrder,
+		"approvals are kept per target and digest":   approvalsFilter,
+		"approvals are consumed by ID":               approvalsConsume,
+		"current approvals are the targets' own":     approvalsCurrent,
+		"ingest log keeps the first record of a sha": ingestLog,
+		"a batch saves targets and runs at once":     batchSaves,
+		"a batch with a bad run saves nothing":       batchAllOrNothing,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() { _ = s.Close() })
-			test(t, s)
+			db := open(t)
+			t.Cleanup(func() { _ = db.Close() })
+			test(t, db.Repo(Repo))
 		})
 	}
 }
@@ -204,12 +214,13 @@ func approvalsFilter(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	staging := Key
 	staging.ReleaseChannel = "staging"
-	a1 := store.Approval{Key: Key, Digest: "d1", Commit: "c1", Who: "alice", At: t0}
-	a2 := store.Approval{Key: Key, Digest: "d1", Commit: "c1", Who: "bob", At: t0.Add(time.Second)}
+	a1 := store.Approval{ID: "a1", Key: Key, Digest: "d1", Commit: "c1", Who: "alice", At: t0, Source: "comment", URL: "https://github.com/acme/deploys/pull/7#issuecomment-1"}
+	a2 := store.Approval{ID: "a2", Key: Key, Digest: "d1", Commit: "c2", Who: "bob", At: t0.Add(time.Second), Source: "button"}
 	require.NoError(t, s.AddApproval(ctx, a1))
-	require.NoError(t, s.AddApproval(ctx, store.Approval{Key: Key, Digest: "d0", Who: "carol", At: t0}))
-	require.NoError(t, s.AddApproval(ctx, store.Approval{Key: staging, Digest: "d1", Who: "dave", At: t0}))
+	require.NoError(t, s.AddApproval(ctx, store.Approval{ID: "a3", Key: Key, Digest: "d0", Who: "carol", At: t0}))
+	require.NoError(t, s.AddApproval(ctx, store.Approval{ID: "a4", Key: staging, Digest: "d1", Who: "dave", At: t0}))
 	require.NoError(t, s.AddApproval(ctx, a2))
+	require.Error(t, s.AddApproval(ctx, store.Approval{Key: Key, Digest: "d1", Who: "erin"}), "an approval without ID")
 
 	got, err := s.Approvals(ctx, Key, "d1")
 	require.NoError(t, err)
@@ -222,22 +233,104 @@ func approvalsFilter(t *testing.T, s store.Store) {
 
 func approvalsConsume(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	require.NoError(t, s.AddApproval(ctx, store.Approval{Key: Key, Digest: "d1", Who: "alice", At: t0}))
-	require.NoError(t, s.AddApproval(ctx, store.Approval{Key: Key, Digest: "d2", Who: "alice", At: t0}))
-	require.NoError(t, s.ConsumeApprovals(ctx, Key, "d1", "run-1"))
-	require.NoError(t, s.AddApproval(ctx, store.Approval{Key: Key, Digest: "d1", Who: "bob", At: t0.Add(time.Second)}))
-	require.NoError(t, s.ConsumeApprovals(ctx, Key, "d1", "run-2"))
+	alice := store.Approval{ID: "a1", Key: Key, Digest: "d1", Commit: "c1", Who: "alice", At: t0}
+	bob := store.Approval{ID: "a2", Key: Key, Digest: "d1", Commit: "c1", Who: "bob", At: t0.Add(time.Second)}
+	require.NoError(t, s.AddApproval(ctx, alice))
+	require.NoError(t, s.AddApproval(ctx, bob))
+	alice.ConsumedBy = "run-1"
+	changed := alice
+	changed.Who = "mallory" // only the consumption of a stored approval changes
+	require.NoError(t, s.Save(ctx, store.Batch{Approvals: []store.Approval{changed}}))
 
 	got, err := s.Approvals(ctx, Key, "d1")
 	require.NoError(t, err)
-	require.Len(t, got, 2)
-	assert.Equal(t, "run-1", got[0].ConsumedBy, "alice's approval went to the first run")
-	assert.Equal(t, "run-2", got[1].ConsumedBy, "bob's approval went to the second run")
+	assert.Equal(t, []store.Approval{alice, bob}, got, "alice's approval went to run-1, bob's is unused")
+}
 
-	got, err = s.Approvals(ctx, Key, "d2")
+func approvalsCurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	st := FullState(Key, "d1") // brought by commit c0ffee
+	require.NoError(t, s.SaveTarget(ctx, st))
+	current := store.Approval{ID: "a1", Key: Key, Digest: "d1", Commit: "c0ffee", Who: "alice", At: t0}
+	for _, a := range []store.Approval{
+		current,
+		{ID: "a2", Key: Key, Digest: "d1", Commit: "older", Who: "bob", At: t0},    // the same desired state brought by another commit
+		{ID: "a3", Key: Key, Digest: "d0", Commit: "c0ffee", Who: "carol", At: t0}, // another desired state
+		{ID: "a4", Key: desired.Key{Application: "my-app", Service: "gone", ReleaseChannel: "production"}, Digest: "d1", Commit: "c0ffee", Who: "dave", At: t0},
+	} {
+		require.NoError(t, s.AddApproval(ctx, a))
+	}
+	got, err := s.CurrentApprovals(ctx)
 	require.NoError(t, err)
-	require.Len(t, got, 1)
-	assert.Empty(t, got[0].ConsumedBy, "another digest's approval is untouched")
+	assert.Equal(t, []store.Approval{current}, got)
+}
+
+func ingestLog(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, _, err := s.LastIngested(ctx, "main")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.IngestCommit(ctx, "main", "", "")
+	require.Error(t, err, "an empty sha")
+
+	first, err := s.IngestCommit(ctx, "main", "c1", "")
+	require.NoError(t, err)
+	second, err := s.IngestCommit(ctx, "main", "c2", "a.pvn.yaml:1:1: broken")
+	require.NoError(t, err)
+	assert.Greater(t, second, first)
+	again, err := s.IngestCommit(ctx, "main", "c1", "")
+	require.NoError(t, err)
+	assert.Equal(t, first, again, "a sha keeps its first sequence number")
+	sha, seq, err := s.LastIngested(ctx, "main")
+	require.NoError(t, err)
+	assert.Equal(t, "c2", sha, "going back to an older commit does not move the cursor")
+	assert.Equal(t, second, seq)
+	_, _, err = s.LastIngested(ctx, "release")
+	require.ErrorIs(t, err, store.ErrNotFound, "branches are apart")
+}
+
+// reposApart writes the same names in two repositories and shows that
+// neither sees the other's records.
+func reposApart(t *testing.T, db store.DB) {
+	ctx := context.Background()
+	a, b := db.Repo(Repo), db.Repo("github.com/other/deploys")
+	stA, stB := FullState(Key, "d1"), FullState(Key, "d2")
+	stB.Status = store.StatusFailed
+	run := func(id, digest string) store.JobRun {
+		return store.JobRun{ID: id, Key: Key, Action: runner.ActionApply, Digest: digest, Started: t0}
+	}
+	approval := func(id, digest string) store.Approval {
+		return store.Approval{ID: id, Key: Key, Digest: digest, Commit: "c0ffee", Who: "alice", At: t0}
+	}
+	require.NoError(t, a.Save(ctx, store.Batch{States: []store.TargetState{stA}, Runs: []store.JobRun{run("ra", "d1")}, Approvals: []store.Approval{approval("aa", "d1")}}))
+	require.NoError(t, b.Save(ctx, store.Batch{States: []store.TargetState{stB}, Runs: []store.JobRun{run("rb", "d2")}, Approvals: []store.Approval{approval("ab", "d2")}}))
+	_, err := a.IngestCommit(ctx, "main", "sha-a", "")
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		s      store.Store
+		state  store.TargetState
+		run    string
+		digest string
+	}{{a, stA, "ra", "d1"}, {b, stB, "rb", "d2"}} {
+		got, err := tc.s.LoadTargets(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, []store.TargetState{tc.state}, got)
+		runs, err := tc.s.Runs(ctx, Key, 0)
+		require.NoError(t, err)
+		assert.Equal(t, []string{tc.run}, ids(runs))
+		approvals, err := tc.s.CurrentApprovals(ctx)
+		require.NoError(t, err)
+		require.Len(t, approvals, 1)
+		assert.Equal(t, tc.digest, approvals[0].Digest)
+	}
+	_, err = b.Run(ctx, "ra")
+	require.ErrorIs(t, err, store.ErrNotFound, "a run of another repository")
+	_, _, err = b.LastIngested(ctx, "main")
+	require.ErrorIs(t, err, store.ErrNotFound, "another repository's ingest log")
+
+	repos, err := db.Repos(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"github.com/acme/deploys", "github.com/other/deploys"}, repos)
 }
 
 func batchSaves(t *testing.T, s store.Store) {
@@ -251,7 +344,7 @@ func batchSaves(t *testing.T, s store.Store) {
 
 	first, last := FullState(Key, "d1"), FullState(Key, "d2")
 	other := FullState(staging, "d1")
-	require.NoError(t, s.SaveTargets(ctx, []store.TargetState{first, other, last}, []store.JobRun{started, finished}))
+	require.NoError(t, s.Save(ctx, store.Batch{States: []store.TargetState{first, other, last}, Runs: []store.JobRun{started, finished}}))
 
 	got, err := s.LoadTargets(ctx)
 	require.NoError(t, err)
@@ -264,12 +357,12 @@ func batchSaves(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, []store.JobRun{started, finished}, runs, "a run is replaced by ID, not added again")
 
-	require.NoError(t, s.SaveTargets(ctx, nil, nil), "an empty batch is fine")
+	require.NoError(t, s.Save(ctx, store.Batch{}), "an empty batch is fine")
 }
 
 func batchAllOrNothing(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	err := s.SaveTargets(ctx, []store.TargetState{FullState(Key, "d1")}, []store.JobRun{{Key: Key, Action: runner.ActionApply}})
+	err := s.Save(ctx, store.Batch{States: []store.TargetState{FullState(Key, "d1")}, Runs: []store.JobRun{{Key: Key, Action: runner.ActionApply}}})
 	require.Error(t, err, "a run without ID")
 	got, err := s.LoadTargets(ctx)
 	require.NoError(t, err)

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -404,3 +405,5 @@ func assertSteady(t *testing.T, d, got time.Duration) {
 	assert.GreaterOrEqual(t, got, d-d/10, "steady-state poll too early")
 	assert.LessOrEqual(t, got, steadyMax(d), "steady-state poll too late")
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

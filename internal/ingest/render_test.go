@@ -1,0 +1,111 @@
+package ingest_test
+
+import (
+	"context"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pvnbot/pvnbot/internal/config"
+	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/ingest"
+	"github.com/pvnbot/pvnbot/internal/store"
+)
+
+func tree(files map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for name, content := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(content)}
+	}
+	return fsys
+}
+
+var valid = map[string]string{
+	"vm.pvn.yaml": runtimeYAML, "shop.pvn.yaml": appYAML, "web.pvn.yaml": serviceYAML("web", "1"),
+}
+
+func with(files map[string]string, name, content string) map[string]string {
+	out := map[string]string{name: content}
+	for k, v := range files {
+		if k != name {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Problems come typed, at their file, line and column, whichever stage
+// found them: decoding, validation or rendering.
+func TestRenderProblems(t *testing.T) {
+	tests := map[string]struct {
+		files map[string]string
+		want  []config.Pos
+		msg   string
+	}{
+		"decoding": {
+			files: with(valid, "web.pvn.yaml", "service:\n  name: web\n  application: shop\n  colour: blue\n"),
+			want:  []config.Pos{{File: "web.pvn.yaml", Line: 4, Col: 3}},
+			msg:   `unknown key "colour"`,
+		},
+		"validation": {
+			files: with(valid, "web.pvn.yaml", "service:\n  name: web\n  application: shoop\n"),
+			want:  []config.Pos{{File: "web.pvn.yaml", Line: 3, Col: 3}},
+			msg:   `unknown application "shoop"`,
+		},
+		"rendering": {
+			files: with(valid, "web.pvn.yaml", serviceYAML("web", `{{len 3}}`)),
+			want:  []config.Pos{{File: "web.pvn.yaml", Line: 6, Col: 31}, {File: "web.pvn.yaml", Line: 6, Col: 31}},
+			msg:   "shop/web/production: ",
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			targets, problems, err := ingest.Render(tree(tt.files), "c1", ingest.Options{})
+			require.NoError(t, err)
+			assert.Nil(t, targets)
+			var got []config.Pos
+			for _, p := range problems {
+				got = append(got, p.Pos)
+			}
+			require.Equal(t, tt.want, got, "%v", problems)
+			assert.Contains(t, problems.Error(), tt.msg)
+		})
+	}
+}
+
+// engineFunc records what it is given.
+type engineFunc func(commit string, targets []desired.Target) error
+
+func (f engineFunc) SetDesired(_ context.Context, commit string, targets []desired.Target) error {
+	return f(commit, targets)
+}
+
+// A commit with problems changes nothing and is recorded, with them, so
+// that it is not taken again; a good one is recorded once the engine has
+// its targets.
+func TestIngestRecordsEveryCommit(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMemory().Repo("github.com/acme/deploys")
+	var got []string
+	repo := &ingest.Repo{Name: "github.com/acme/deploys", Log: st, Engine: engineFunc(func(commit string, targets []desired.Target) error {
+		got = append(got, commit)
+		assert.Len(t, targets, 2)
+		return nil
+	})}
+
+	res, err := repo.Ingest(ctx, "main", "good", tree(valid))
+	require.NoError(t, err)
+	assert.Len(t, res.Targets, 2)
+	assert.Empty(t, res.Problems)
+
+	res, err = repo.Ingest(ctx, "main", "bad", tree(with(valid, "web.pvn.yaml", "service: [")))
+	require.NoError(t, err)
+	assert.Nil(t, res.Targets)
+	require.Len(t, res.Problems, 1)
+	assert.Equal(t, []string{"good"}, got, "the bad commit changed nothing")
+	sha, _, err := st.LastIngested(ctx, "main")
+	require.NoError(t, err)
+	assert.Equal(t, "bad", sha, "but it was taken: the next commit comes after it")
+}

@@ -193,13 +193,13 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		return runner.Result{}, err
 	}
 	if existing != nil {
-		r.log.InfoContext(ctx, "awaiting job started earlier", "namespace", ns, "job", existing.Name, "runID", spec.RunID)
+		r.log.InfoContext(ctx, "awaiting job started earlier", "namespace", ns, "job", existing.Name, "run_id", spec.RunID)
 		job = existing
 	} else {
 		if job, err = createJob(ctx, client, job, spec); err != nil {
 			return runner.Result{}, err
 		}
-		r.log.InfoContext(ctx, "job created", "namespace", ns, "job", job.Name, "runID", spec.RunID, "action", spec.Action)
+		r.log.InfoContext(ctx, "job created", "namespace", ns, "job", job.Name, "run_id", spec.RunID, "action", spec.Action)
 	}
 
 	w := &waiter{r: r, client: client, job: job, timeout: timeout}

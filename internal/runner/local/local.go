@@ -139,9 +139,7 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 	log := r.log.With(
 		slog.String("run_id", spec.RunID),
 		slog.String("action", string(spec.Action)),
-		slog.String("service", spec.Service),
-		slog.String("application", spec.Application),
-		slog.String("release_channel", spec.ReleaseChannel),
+		slog.String("target", spec.Application+"/"+spec.Service+"/"+spec.ReleaseChannel),
 		slog.String("commit", spec.Commit),
 	)
 	log.DebugContext(ctx, "job starting", slog.String("argv", redact(strings.Join(argv, " "))), slog.String("dir", dir))
@@ -182,7 +180,7 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		return res, fmt.Errorf("run %s: %w", describe(spec), execErr)
 	}
 	if res.ExitCode == -1 {
-		log.WarnContext(ctx, "job could not start", slog.String("error", res.ExecError))
+		log.WarnContext(ctx, "job could not start", slog.String("err", res.ExecError))
 		return res, nil
 	}
 	log.DebugContext(ctx, "job finished", attrs...)

@@ -57,7 +57,7 @@ they are not shown here or printed.</p>
 </dl>
 <p>Next, install the App on the repositories pvnbot should deploy from:</p>
 <p><a class="button" id="install" href="{{.Install}}">Install {{.App.Name}}</a></p>
-<p class="note">Then start it with <code>bot serve --config bot.yaml</code>. bot setup has exited: you can close this tab.</p>
+<p class="note">Then start it with <code>bot serve --config {{.Path}}</code>. bot setup has exited: you can close this tab.</p>
 {{template "bottom"}}`, "pvnbot is registered")
 
 	problemPage = page(`{{template "top" .}}

@@ -74,8 +74,8 @@ func TestDeploymentShape(t *testing.T) {
 	assert.True(t, strings.HasPrefix(bot.Store.Path, mounts["state"]+"/"), "the store %s is on the claim", bot.Store.Path)
 	require.Len(t, bot.KubernetesRuntimes, 1)
 	assert.True(t, bot.KubernetesRuntimes[0].InCluster)
-	assert.Empty(t, bot.Github.App.PrivateKey, "secrets come from the Secret, not the ConfigMap")
-	assert.Empty(t, bot.Github.App.WebhookSecret)
+	assert.Empty(t, bot.GitHub.App.PrivateKey, "secrets come from the Secret, not the ConfigMap")
+	assert.Empty(t, bot.GitHub.App.WebhookSecret)
 
 	// The Secret template holds exactly the variables the container reads.
 	data, err := os.ReadFile(filepath.Join(deployDir(), "secret.template.yaml"))

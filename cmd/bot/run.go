@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/pvnbot/pvnbot/internal/config"
+	"github.com/pvnbot/pvnbot/internal/links"
 	"github.com/pvnbot/pvnbot/internal/localmode"
 )
 
@@ -75,7 +76,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // botRunLinks are the links of a bot run and the variables bot.yaml passes.
 type botRunLinks struct {
-	localmode.Links
+	links.Links
 	passEnv []string
 }
 
@@ -88,7 +89,7 @@ func runLinks(botConfig, kubeconfig, kubeContext, kubeName string) (botRunLinks,
 		if err != nil {
 			return out, err
 		}
-		out.Links = localmode.BotLinks(bot)
+		out.Links = links.FromBot(bot)
 		out.passEnv = bot.LocalRunner.PassEnv
 	}
 	if kubeconfig == "" {
@@ -97,7 +98,7 @@ func runLinks(botConfig, kubeconfig, kubeContext, kubeName string) (botRunLinks,
 		}
 		return out, nil
 	}
-	clusters, err := localmode.KubeconfigClusters(kubeconfig, kubeContext, kubeName)
+	clusters, err := links.KubeconfigClusters(kubeconfig, kubeContext, kubeName)
 	if err != nil {
 		return out, err
 	}

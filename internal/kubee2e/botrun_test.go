@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pvnbot/pvnbot/internal/gitrepo/gitrepotest"
+	"github.com/pvnbot/pvnbot/internal/links"
 	"github.com/pvnbot/pvnbot/internal/localmode"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
@@ -20,7 +21,7 @@ import (
 // kubeconfig runs its jobs as Jobs in that cluster; the others stay local.
 func TestBotRunWithKubeconfig(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
-	clusters, err := localmode.KubeconfigClusters(plane.Kubeconfig, "", "")
+	clusters, err := links.KubeconfigClusters(plane.Kubeconfig, "", "")
 	require.NoError(t, err)
 	require.Len(t, clusters, 1)
 	context := clusters[0].Name
@@ -86,7 +87,7 @@ service:
 	var out bytes.Buffer
 	res, err := localmode.Run(ctx, localmode.Options{
 		RepoDir: repo.Dir, Once: true, Out: &out, Poll: 100 * time.Millisecond,
-		Links: localmode.Links{Clusters: clusters}, Logger: testLogger(t),
+		Links: links.Links{Clusters: clusters}, Logger: testLogger(t),
 	})
 	require.NoError(t, err, out.String())
 	require.False(t, res.Failed, out.String())

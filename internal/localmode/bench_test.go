@@ -16,6 +16,7 @@ import (
 
 	"github.com/pvnbot/pvnbot/internal/gitrepo"
 	"github.com/pvnbot/pvnbot/internal/gitrepo/gitrepotest"
+	"github.com/pvnbot/pvnbot/internal/links"
 	"github.com/pvnbot/pvnbot/internal/localmode"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
 	"github.com/pvnbot/pvnbot/internal/runner/local"
@@ -98,7 +99,7 @@ func BenchmarkConverge1000VersusShell(b *testing.B) {
 func converge1000VersusShell(b *testing.B, opts ...store.SQLiteOption) {
 	const n = 1000
 	repo, sha := manyTargets(b, n)
-	targets, problems, err := localmode.Render(repo.Open(), sha, localmode.Links{})
+	targets, problems, err := localmode.Render(repo.Open(), sha, links.Links{})
 	require.NoError(b, err)
 	require.Empty(b, problems)
 	ctx := context.Background()
@@ -160,4 +161,43 @@ func BenchmarkPeakRSS10000(b *testing.B) {
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB")
 	}
+}
+
+// BenchmarkBotRunOnce2000VersusXargs runs `bot run --once` as a whole
+// process on 2,000 services whose apply is /bin/true, at maxConcurrency 4,
+// from a new state file; and, in the same run, `xargs -P 4 -n 1 /bin/true`
+// over 2,000 lines. ratio is the bot's wall time over xargs's (goal ≤ 1.3);
+// cpu-ratio compares the CPU time both used.
+func BenchmarkBotRunOnce2000VersusXargs(b *testing.B) {
+	const n, parallel = 2000, 4
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "runtime:\n  name: noop\n  custom:\n    proxyRuntime: {runtime: local}\n    apply:\n      taskConfig: {program: {cmd: [\"/bin/true\"]}}\n      maxConcurrency: %d\n", parallel)
+	sb.WriteString("---\napplication:\n  name: app\n  releaseChannels:\n  - name: prod\n    runtimes: [{runtime: noop}]\n")
+	repo := gitrepotest.New(b)
+	repo.Write("app.pvn.yaml", sb.String())
+	for i := range n {
+		repo.Write(fmt.Sprintf("services/s%d.pvn.yaml", i), fmt.Sprintf("service: {name: s%d, application: app}\n", i))
+	}
+	repo.Commit(fmt.Sprintf("%d services", n))
+	var botTime, xargsTime, botCPU, xargsCPU time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		state := filepath.Join(b.TempDir(), "state.db")
+		b.StartTimer()
+		start, cpu := time.Now(), cpuTime(b)
+		out, err := exec.Command(botBin, "run", "--repo", repo.Dir, "--state", state, "--once").CombinedOutput()
+		require.NoError(b, err, string(out))
+		botTime, botCPU = botTime+time.Since(start), botCPU+cpuTime(b)-cpu
+		require.Contains(b, string(out), fmt.Sprintf("%d converged", n))
+
+		start, cpu = time.Now(), cpuTime(b)
+		shell := exec.Command("sh", "-c", fmt.Sprintf("seq %d | xargs -P %d -n 1 /bin/true", n, parallel))
+		out, err = shell.CombinedOutput()
+		require.NoError(b, err, string(out))
+		xargsTime, xargsCPU = xargsTime+time.Since(start), xargsCPU+cpuTime(b)-cpu
+	}
+	b.ReportMetric(float64(botTime.Milliseconds())/float64(b.N), "bot-ms/op")
+	b.ReportMetric(float64(xargsTime.Milliseconds())/float64(b.N), "xargs-ms/op")
+	b.ReportMetric(botTime.Seconds()/xargsTime.Seconds(), "ratio")
+	b.ReportMetric(botCPU.Seconds()/xargsCPU.Seconds(), "cpu-ratio")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/desired"
 	"github.com/pvnbot/pvnbot/internal/ingest"
+	"github.com/pvnbot/pvnbot/internal/links"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
@@ -27,16 +28,16 @@ type gitRepo interface {
 type branchWalker struct {
 	git      gitRepo
 	branch   string
-	links    Links
+	links    links.Links
 	store    store.Store // the repository's: its ingest log
 	ingest   *ingest.Repo
 	progress *Progress
 }
 
-func newBranchWalker(git gitRepo, name, branch string, links Links, st store.Store, engine *reconcile.Engine, progress *Progress) *branchWalker {
+func newBranchWalker(git gitRepo, name, branch string, l links.Links, st store.Store, engine *reconcile.Engine, progress *Progress) *branchWalker {
 	return &branchWalker{
-		git: git, branch: branch, links: links, store: st, progress: progress,
-		ingest: &ingest.Repo{Name: name, Engine: expecting{engine, progress}, Log: st, Options: links.ingestOptions()},
+		git: git, branch: branch, links: l, store: st, progress: progress,
+		ingest: &ingest.Repo{Name: name, Engine: expecting{engine, progress}, Log: st, Options: l.IngestOptions()},
 	}
 }
 
@@ -108,23 +109,23 @@ func (x expecting) SetDesired(ctx context.Context, commit string, targets []desi
 // Render loads and validates the configs of commit sha and renders its
 // targets, as bot run would. problems holds every config problem
 // (path:line:col: message); err is a failure to read the commit.
-func Render(repo interface{ FS(string) (fs.FS, error) }, sha string, links Links) ([]desired.Target, config.Errors, error) {
+func Render(repo interface{ FS(string) (fs.FS, error) }, sha string, l links.Links) ([]desired.Target, config.Errors, error) {
 	tree, err := repo.FS(sha)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read commit %s: %w", short(sha), err)
 	}
-	return ingest.Render(tree, sha, links.ingestOptions())
+	return ingest.Render(tree, sha, l.IngestOptions())
 }
 
 // localHint explains, when a runtime names a Kubernetes cluster bot run is
 // not linked to, how to link it; "" otherwise.
-func localHint(tree fs.FS, links Links) string {
+func localHint(tree fs.FS, l links.Links) string {
 	set, _ := config.LoadFS(tree)
 	if set == nil {
 		return ""
 	}
 	var remote []string
-	linked := links.clusterNames()
+	linked := l.ClusterNames()
 	for _, rt := range set.Runtimes {
 		if pr := rt.Custom.ProxyRuntime.Runtime; pr != "" && !rt.Custom.ProxyRuntime.IsLocal() && !slices.Contains(linked, pr) {
 			remote = append(remote, fmt.Sprintf("%s (proxyRuntime %s)", rt.Name, pr))

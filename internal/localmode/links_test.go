@@ -1,41 +1,14 @@
 package localmode
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pvnbot/pvnbot/internal/gitrepo/gitrepotest"
-	"github.com/pvnbot/pvnbot/internal/runner/kube"
+	"github.com/pvnbot/pvnbot/internal/links"
 )
-
-func TestEnvSecrets(t *testing.T) {
-	env := map[string]string{"PVN_SECRET_DB_PASSWORD": "s3cret", "PVN_SECRET_DB_PASSWORD_2": "older"}
-	lookup := EnvSecrets(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-
-	tests := map[string]struct {
-		key, version, want, err string
-	}{
-		"key upper-cased, dashes to underscores": {key: "db-password", want: "s3cret"},
-		"a version with its own variable":        {key: "db-password", version: "2", want: "older"},
-		"a version without one: the key's value": {key: "db-password", version: "7", want: "s3cret"},
-		"missing: says which variable to set":    {key: "api.token", err: `secret "api.token": set $PVN_SECRET_API_TOKEN in the environment of bot run`},
-	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, err := lookup.Lookup(tt.key, tt.version)
-			if tt.err != "" {
-				assert.EqualError(t, err, tt.err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
-}
 
 func TestRenderGivesSecretParametersFromTheEnvironment(t *testing.T) {
 	repo := gitrepotest.New(t)
@@ -66,8 +39,8 @@ service:
       secret: {key: db-password}
 `)
 	sha := repo.Commit("a secret parameter")
-	links := Links{Secrets: EnvSecrets(func(k string) (string, bool) { return "hunter2", k == "PVN_SECRET_DB_PASSWORD" })}
-	targets, problems, err := Render(repo.Open(), sha, links)
+	withSecret := links.Links{Secrets: links.EnvSecrets(func(k string) (string, bool) { return "hunter2", k == "PVN_SECRET_DB_PASSWORD" })}
+	targets, problems, err := Render(repo.Open(), sha, withSecret)
 	require.NoError(t, err)
 	require.Empty(t, problems)
 	require.Len(t, targets, 1)
@@ -81,61 +54,8 @@ service:
 	}
 	assert.True(t, found, "the secret reaches the job as PVN_PARAM_password")
 
-	_, problems, err = Render(repo.Open(), sha, Links{Secrets: EnvSecrets(func(string) (string, bool) { return "", false })})
+	_, problems, err = Render(repo.Open(), sha, links.Links{Secrets: links.EnvSecrets(func(string) (string, bool) { return "", false })})
 	require.NoError(t, err)
 	require.Error(t, problems, "a missing secret is a problem of the commit, reported like a config error")
 	assert.Contains(t, problems.Error(), "PVN_SECRET_DB_PASSWORD")
-}
-
-const twoContexts = `apiVersion: v1
-kind: Config
-clusters:
-- name: a
-  cluster: {server: "https://127.0.0.1:1"}
-users:
-- name: u
-  user: {token: t}
-contexts:
-- name: staging-cluster
-  context: {cluster: a, user: u}
-- name: prod-cluster
-  context: {cluster: a, user: u}
-current-context: prod-cluster
-`
-
-func TestKubeconfigClusters(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	require.NoError(t, os.WriteFile(path, []byte(twoContexts), 0o600))
-
-	tests := map[string]struct {
-		context, name string
-		want          []kube.Cluster
-		err           string
-	}{
-		"every context under its own name": {want: []kube.Cluster{
-			{Name: "prod-cluster", Kubeconfig: path, Context: "prod-cluster"},
-			{Name: "staging-cluster", Kubeconfig: path, Context: "staging-cluster"},
-		}},
-		"one context": {context: "staging-cluster", want: []kube.Cluster{{Name: "staging-cluster", Kubeconfig: path, Context: "staging-cluster"}}},
-		"a name for the current context": {name: "my-kubernetes-runtime", want: []kube.Cluster{
-			{Name: "my-kubernetes-runtime", Kubeconfig: path, Context: "prod-cluster"},
-		}},
-		"an unknown context": {context: "nope", err: `has no context "nope"`},
-	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, err := KubeconfigClusters(path, tt.context, tt.name)
-			if tt.err != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-			links := Links{Clusters: got}
-			assert.Equal(t, links.clusterNames(), links.linked().KubernetesRuntimes)
-		})
-	}
-	_, err := KubeconfigClusters(filepath.Join(t.TempDir(), "missing"), "", "")
-	assert.ErrorContains(t, err, "read kubeconfig")
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pvnbot/pvnbot/internal/gitrepo"
+	"github.com/pvnbot/pvnbot/internal/links"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
 	"github.com/pvnbot/pvnbot/internal/runner/local"
 	"github.com/pvnbot/pvnbot/internal/store"
@@ -55,7 +56,7 @@ type Options struct {
 	PassEnv []string // variables of the bot's environment given to jobs
 	// Links are the Kubernetes clusters and registries runtimes may name,
 	// and the source of secret values.
-	Links Links
+	Links links.Links
 	Poll  time.Duration // default DefaultPoll
 	// MaxParallelJobs bounds the jobs run at once; 0: the engine's default.
 	MaxParallelJobs int
@@ -139,10 +140,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	progress.Seed(saved)
 
 	worktrees := gitrepo.NewWorktrees(repo, filepath.Join(filepath.Dir(opts.StatePath), "worktrees"))
-	jobs, err := opts.Links.runner(local.New(worktrees, local.WithPassEnv(opts.PassEnv...), local.WithLogger(opts.Logger)), opts.Logger)
+	kubeJobs, err := opts.Links.KubeRunner(opts.Logger)
 	if err != nil {
 		return Result{}, err
 	}
+	jobs := opts.Links.Runner(local.New(worktrees, local.WithPassEnv(opts.PassEnv...), local.WithLogger(opts.Logger)), kubeJobs)
 	logger := opts.Logger.With("repo", repoDir)
 	engine, err := reconcile.New(ctx, reconcile.Options{
 		Runner:          jobs,

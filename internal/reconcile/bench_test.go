@@ -27,7 +27,7 @@ func (r instantRunner) Run(ctx context.Context, spec runner.Spec) (runner.Result
 // nopStore keeps nothing, so that the benchmark measures the engine alone.
 type nopStore struct{}
 
-func (nopStore) LoadTargets(context.Context) ([]store.TargetState, error)  { return nil, nil }
+func (nopStore) LoadTargets(context.Context) ([]store.TargetState, error)   { return nil, nil }
 func (nopStore) CurrentApprovals(context.Context) ([]store.Approval, error) { return nil, nil }
 func (nopStore) Save(context.Context, store.Batch) error                    { return nil }
 func (nopStore) Approvals(context.Context, desired.Key, string) ([]store.Approval, error) {

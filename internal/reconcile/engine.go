@@ -43,10 +43,10 @@ type Options struct {
 // methods are safe for concurrent use, except that Run and Settle must not
 // run at the same time.
 type Engine struct {
-	runner  Runner
-	store   Store
-	reports *reports // nil without a Reporter
-	clock   clock.Clock
+	runner   Runner
+	store    Store
+	reports  *reports // nil without a Reporter
+	clock    clock.Clock
 	log      *slog.Logger
 	maxJobs  int
 	newRunID func() string

@@ -39,9 +39,9 @@ type SQLite struct {
 	writing chan struct{}
 	// batch holds the statements of SaveTargets, prepared once.
 	batch struct {
-		once                        sync.Once
+		once                                  sync.Once
 		target, run, desired, prune, approval *sql.Stmt
-		err                         error
+		err                                   error
 	}
 	// stored maps each target to the digest of the one desired state this
 	// handle knows desired_states holds for it, so that a target's state is

@@ -1,4 +1,9 @@
-package localmode
+// Package links is what a bot is linked to besides local processes, from
+// bot.yaml or bot run's flags: Kubernetes clusters for runtimes whose
+// proxyRuntime names one, container registries for imageRegistryInfo, and
+// where secret parameter values come from. bot run and bot serve wire their
+// runners and ingest options from it alike.
+package links
 
 import (
 	"fmt"
@@ -18,7 +23,7 @@ import (
 	"github.com/pvnbot/pvnbot/internal/runner/mux"
 )
 
-// Links is what a bot run is linked to besides local processes: Kubernetes
+// Links is what a bot is linked to besides local processes: Kubernetes
 // clusters, for runtimes whose proxyRuntime names one; container registries,
 // for imageRegistryInfo; and where secret parameter values come from.
 type Links struct {
@@ -59,9 +64,9 @@ func KubeconfigClusters(path, kubeContext, name string) ([]kube.Cluster, error) 
 	return out, nil
 }
 
-// BotLinks takes the links of a bot.yaml: its kubernetesRuntimes and
+// FromBot takes the links of a bot.yaml: its kubernetesRuntimes and
 // containerRegistries.
-func BotLinks(bot *config.Bot) Links {
+func FromBot(bot *config.Bot) Links {
 	var l Links
 	for _, k := range bot.KubernetesRuntimes {
 		l.Clusters = append(l.Clusters, kube.Cluster{Name: k.Name, Kubeconfig: k.Kubeconfig, Context: k.Context, InCluster: k.InCluster})
@@ -75,7 +80,8 @@ func BotLinks(bot *config.Bot) Links {
 	return l
 }
 
-func (l Links) clusterNames() []string {
+// ClusterNames lists the linked clusters' names.
+func (l Links) ClusterNames() []string {
 	names := make([]string, len(l.Clusters))
 	for i, c := range l.Clusters {
 		names[i] = c.Name
@@ -83,9 +89,9 @@ func (l Links) clusterNames() []string {
 	return names
 }
 
-// linked is what validation checks proxy runtimes and registries against.
-func (l Links) linked() *config.Linked {
-	linked := &config.Linked{KubernetesRuntimes: l.clusterNames()}
+// Linked is what validation checks proxy runtimes and registries against.
+func (l Links) Linked() *config.Linked {
+	linked := &config.Linked{KubernetesRuntimes: l.ClusterNames()}
 	for name := range l.Registries {
 		linked.ContainerRegistries = append(linked.ContainerRegistries, name)
 	}
@@ -93,25 +99,36 @@ func (l Links) linked() *config.Linked {
 	return linked
 }
 
-func (l Links) ingestOptions() ingest.Options {
+// IngestOptions are the ingest options of a repository served with these
+// links; secret values come from the bot's environment unless Secrets says.
+func (l Links) IngestOptions() ingest.Options {
 	secrets := l.Secrets
 	if secrets == nil {
 		secrets = EnvSecrets(os.LookupEnv)
 	}
-	return ingest.Options{Linked: l.linked(), Desired: desired.Options{Registries: l.Registries, Secrets: secrets}}
+	return ingest.Options{Linked: l.Linked(), Desired: desired.Options{Registries: l.Registries, Secrets: secrets}}
 }
 
-// runner runs local jobs with loc and, when clusters are linked, the others
-// as Kubernetes Jobs.
-func (l Links) runner(loc *local.Runner, logger *slog.Logger) (reconcile.Runner, error) {
+// KubeRunner is the Kubernetes runner of the linked clusters, nil when
+// none is linked. One is shared by every repository a bot serves.
+func (l Links) KubeRunner(logger *slog.Logger) (*kube.Runner, error) {
 	if len(l.Clusters) == 0 {
-		return loc, nil
+		return nil, nil
 	}
 	clients, err := kube.NewClients(l.Clusters)
 	if err != nil {
 		return nil, err
 	}
-	return mux.New(loc, kube.New(clients, kube.WithLogger(logger)), l.clusterNames()), nil
+	return kube.New(clients, kube.WithLogger(logger)), nil
+}
+
+// Runner runs the jobs of runtimes whose proxy runtime is local with loc,
+// and the others as Kubernetes Jobs with kr (from KubeRunner).
+func (l Links) Runner(loc *local.Runner, kr *kube.Runner) reconcile.Runner {
+	if kr == nil {
+		return loc
+	}
+	return mux.New(loc, kr, l.ClusterNames())
 }
 
 // EnvSecrets gives secret parameter values from the bot's environment: the
@@ -128,7 +145,7 @@ func EnvSecrets(lookup func(string) (string, bool)) desired.SecretFunc {
 		if v, ok := lookup(name); ok {
 			return v, nil
 		}
-		return "", fmt.Errorf("secret %q: set $%s in the environment of bot run", key, name)
+		return "", fmt.Errorf("secret %q: set $%s in the bot's environment", key, name)
 	}
 }
 

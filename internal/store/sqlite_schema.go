@@ -208,7 +208,16 @@ var migrations = []migration{
 		`ALTER TABLE approvals_v4 RENAME TO approvals`,
 		`CREATE INDEX approvals_by_target ON approvals (repo, application, service, release_channel, digest)`,
 		`ALTER TABLE ingested_commits ADD COLUMN problems TEXT NOT NULL DEFAULT ''`,
+		// deliveries: the queue of webhook deliveries. A delivery is
+		// pending until it is done or, after failing too often, failed;
+		// a failed attempt sets when to try again.
 		`ALTER TABLE deliveries ADD COLUMN repo TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE deliveries ADD COLUMN status TEXT NOT NULL DEFAULT 'pending'`,
+		`ALTER TABLE deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE deliveries ADD COLUMN next_attempt_at TEXT`,
+		`UPDATE deliveries SET status = CASE WHEN processed_at IS NULL THEN 'pending' WHEN error = '' THEN 'done' ELSE 'failed' END`,
+		`DROP INDEX deliveries_pending`,
+		`CREATE INDEX deliveries_pending ON deliveries (received_at) WHERE status = 'pending'`,
 	),
 }
 

@@ -197,52 +197,60 @@ func TestSQLiteDeliveries(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := openSQLite(t, path)
-
-	isNew, err := s.RecordDelivery(ctx, store.Delivery{ID: "b", Event: "push", Payload: []byte("first"), ReceivedAt: t0.Add(time.Second)})
-	require.NoError(t, err)
-	assert.True(t, isNew)
-	isNew, err = s.RecordDelivery(ctx, store.Delivery{ID: "a", Event: "issue_comment", Payload: []byte("other"), ReceivedAt: t0})
-	require.NoError(t, err)
-	assert.True(t, isNew)
-	isNew, err = s.RecordDelivery(ctx, store.Delivery{ID: "b", Event: "push", Payload: []byte("redelivered"), ReceivedAt: t0.Add(time.Hour)})
-	require.NoError(t, err)
-	assert.False(t, isNew, "a delivery ID seen before is not new")
+	record := func(id, event string, payload string, at time.Time) bool {
+		t.Helper()
+		isNew, err := s.RecordDelivery(ctx, store.Delivery{ID: id, Event: event, Repo: "acme/deploys", Payload: []byte(payload), ReceivedAt: at})
+		require.NoError(t, err)
+		return isNew
+	}
+	assert.True(t, record("b", "push", "first", t0.Add(time.Second)))
+	assert.True(t, record("a", "issue_comment", "other", t0))
+	assert.True(t, record("c", "push", "third", t0.Add(2*time.Second)))
+	assert.False(t, record("b", "push", "redelivered", t0.Add(time.Hour)), "a delivery ID seen before is not new")
 
 	pending, err := s.PendingDeliveries(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []store.Delivery{
-		{ID: "a", Event: "issue_comment", Payload: []byte("other"), ReceivedAt: t0},
-		{ID: "b", Event: "push", Payload: []byte("first"), ReceivedAt: t0.Add(time.Second)},
+		{ID: "a", Event: "issue_comment", Repo: "acme/deploys", Payload: []byte("other"), ReceivedAt: t0},
+		{ID: "b", Event: "push", Repo: "acme/deploys", Payload: []byte("first"), ReceivedAt: t0.Add(time.Second)},
+		{ID: "c", Event: "push", Repo: "acme/deploys", Payload: []byte("third"), ReceivedAt: t0.Add(2 * time.Second)},
 	}, pending, "oldest first; the redelivery changed nothing")
 
-	require.NoError(t, s.MarkDeliveryProcessed(ctx, "a", t0.Add(time.Minute), "no such branch"))
+	require.NoError(t, s.DeliveryDone(ctx, "a", t0.Add(time.Minute)))
+	require.NoError(t, s.DeliveryFailed(ctx, "b", t0.Add(time.Minute), "fetch: connection refused", t0.Add(2*time.Minute)))
+	require.NoError(t, s.DeliveryFailed(ctx, "c", t0.Add(time.Minute), "bad payload", time.Time{}))
 	pending, err = s.PendingDeliveries(ctx)
 	require.NoError(t, err)
-	require.Len(t, pending, 1)
-	assert.Equal(t, "b", pending[0].ID)
+	assert.Equal(t, []store.Delivery{{
+		ID: "b", Event: "push", Repo: "acme/deploys", Payload: []byte("first"), ReceivedAt: t0.Add(time.Second),
+		Attempts: 1, LastError: "fetch: connection refused", NextAttempt: t0.Add(2 * time.Minute),
+	}}, pending, "a failed attempt stays pending, with when to try again; given up is not pending")
+	counts, err := s.CountDeliveries(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, store.DeliveryCounts{Pending: 1, Failed: 1, OldestPending: t0.Add(time.Second)}, counts)
+	assert.ErrorIs(t, s.DeliveryDone(ctx, "a", t0), store.ErrNotFound, "done once")
 
-	var processedAt, errMsg string
+	var status, processedAt, errMsg string
 	require.NoError(t, rawDB(t, path).QueryRowContext(ctx,
-		`SELECT processed_at, error FROM deliveries WHERE id = 'a'`).Scan(&processedAt, &errMsg))
+		`SELECT status, processed_at, error FROM deliveries WHERE id = 'c'`).Scan(&status, &processedAt, &errMsg))
+	assert.Equal(t, "failed", status)
 	assert.Equal(t, "2026-03-04T05:07:07.000000008Z", processedAt)
-	assert.Equal(t, "no such branch", errMsg)
+	assert.Equal(t, "bad payload", errMsg)
+
+	known, err := s.KnownDeliveries(ctx, []string{"a", "b", "z"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]bool{"a": true, "b": true}, known)
 
 	pruned, err := s.PruneDeliveries(ctx, t0.Add(time.Minute))
 	require.NoError(t, err)
 	assert.Zero(t, pruned, "processed at the cut-off: kept")
 	pruned, err = s.PruneDeliveries(ctx, t0.Add(48*time.Hour))
 	require.NoError(t, err)
-	assert.EqualValues(t, 1, pruned, "only the processed delivery goes")
-	pending, err = s.PendingDeliveries(ctx)
-	require.NoError(t, err)
-	assert.Len(t, pending, 1)
-	isNew, err = s.RecordDelivery(ctx, store.Delivery{ID: "a", Event: "issue_comment", Payload: []byte("other"), ReceivedAt: t0})
-	require.NoError(t, err)
-	assert.True(t, isNew, "a pruned delivery is forgotten")
+	assert.EqualValues(t, 2, pruned, "the done and the given-up deliveries go; the pending one stays")
+	assert.True(t, record("a", "issue_comment", "other", t0), "a pruned delivery is forgotten")
 
-	err = s.MarkDeliveryProcessed(ctx, "nope", t0, "")
-	assert.ErrorIs(t, err, store.ErrNotFound)
-	_, err = s.RecordDelivery(ctx, store.Delivery{ID: "", Event: "push", Payload: nil, ReceivedAt: t0})
+	assert.ErrorIs(t, s.DeliveryDone(ctx, "nope", t0), store.ErrNotFound)
+	_, err = s.RecordDelivery(ctx, store.Delivery{Event: "push"})
 	assert.Error(t, err)
 }
 

@@ -81,6 +81,9 @@ type target struct {
 	holdsSlot bool // an apply to resume after a restart already holds a slot
 	lostApply bool // fetch decides about an apply whose result a restart lost
 	reported  visible
+	// infoFailures counts the getInfo runs failed in a row (not kept
+	// across restarts), for getInfo's retryPolicy.
+	infoFailures int
 }
 
 // visible is what a Reporter is told about when it changes.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -179,4 +180,26 @@ func stripPos(pvs []ParameterValue) []ParameterValue {
 		out[i] = ParameterValue{Name: pv.Name, Type: pv.Type, Value: Text{Value: pv.Value.Value}, SecretVersion: pv.SecretVersion}
 	}
 	return out
+}
+
+// TestWarningsOfSeveralFilesAreSorted: Load gathers the warnings of every
+// file in file, line and column order, whatever order the files are read in.
+func TestWarningsOfSeveralFilesAreSorted(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"a.pvn.yaml": "service: {name: a, application: app, labels: {x: y}}\n",
+		"b.pvn.yaml": "application:\n  name: app\n  annotations: {x: y}\n  releaseChannels: [{name: dev, runtimes: [{runtime: r}]}]\n",
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+	s, err := LoadFiles(dir, "b.pvn.yaml", "a.pvn.yaml")
+	require.NoError(t, err)
+	var got []string
+	for _, w := range s.Warnings {
+		got = append(got, w.Error())
+	}
+	assert.Equal(t, []string{
+		`a.pvn.yaml:1:38: warning: service "a": labels are accepted and ignored: pvnbot does not use them`,
+		`b.pvn.yaml:3:3: warning: application "app": annotations are accepted and ignored: pvnbot does not use them`,
+	}, got)
 }

@@ -25,9 +25,10 @@ type decoder struct {
 	warns    *Errors
 	budget   int
 	exceeded bool
-	// reported counts the problems of the file, shared by its documents;
-	// warned counts its warnings.
-	reported, warned *int
+	// reported counts the problems of the file, shared by its documents.
+	reported *int
+	// warnBase is where the file's warnings start in warns.
+	warnBase int
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
@@ -51,10 +52,9 @@ func (d *decoder) errorf(p Pos, format string, args ...any) {
 // warnf records a warning; after maxFileErrors of them in a file, the
 // rest are dropped.
 func (d *decoder) warnf(p Pos, format string, args ...any) {
-	if *d.warned >= maxFileErrors {
+	if len(*d.warns)-d.warnBase >= maxFileErrors {
 		return
 	}
-	*d.warned++
 	*d.warns = append(*d.warns, &Error{Pos: p, Msg: fmt.Sprintf(format, args...), Severity: SeverityWarning})
 }
 

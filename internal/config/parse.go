@@ -39,7 +39,7 @@ func Parse(file string, data []byte) (*Set, error) {
 func parseInto(s *Set, file string, data []byte, errs *Errors) {
 	s.Files = append(s.Files, file)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	reported, warned := 0, 0
+	reported, warnBase := 0, len(s.Warnings)
 	for {
 		var doc yaml.Node
 		err := decodeDoc(dec, &doc)
@@ -53,7 +53,7 @@ func parseInto(s *Set, file string, data []byte, errs *Errors) {
 		if reported >= maxFileErrors {
 			return
 		}
-		d := &decoder{file: file, errs: errs, warns: &s.Warnings, budget: maxNodes, reported: &reported, warned: &warned}
+		d := &decoder{file: file, errs: errs, warns: &s.Warnings, warnBase: warnBase, budget: maxNodes, reported: &reported}
 		d.document(s, &doc)
 	}
 }
@@ -266,8 +266,12 @@ func (d *decoder) alias(parent *mapping, name, alias string) string {
 	return alias
 }
 
-// valueKeys are the keys of a parameter value that give it, one per type.
-var valueKeys = []string{"string", "int", "secret", "dockerImageTag", "commit", "blob"}
+// valueKeys are the keys of a parameter value that give it, one per type;
+// parameterValueKeys are all the keys of a parameter value.
+var (
+	valueKeys          = []string{"string", "int", "secret", "dockerImageTag", "commit", "blob"}
+	parameterValueKeys = append([]string{"name"}, valueKeys...)
+)
 
 // valueType is the type of parameter a value key gives a value to.
 func valueType(key string) ParamType {
@@ -284,7 +288,7 @@ func (d *decoder) customRuntimeValues(parent *mapping) CustomRuntimeValues {
 	}
 	v := CustomRuntimeValues{Pos: m.pos}
 	for i, n := range m.seq("parameterValues") {
-		pm := m.item("parameterValues", i, n, append([]string{"name"}, valueKeys...)...)
+		pm := m.item("parameterValues", i, n, parameterValueKeys...)
 		if pm == nil {
 			continue
 		}

@@ -102,22 +102,40 @@ var foreignKeys = map[string]map[string]foreignKey{
 	}),
 }
 
-var indexRE = regexp.MustCompile(`\[\d+\]`)
-
-// foreignPath is the key of foreignKeys for a mapping's path.
+// foreignPath is the key of foreignKeys for a mapping's path: its list
+// indexes ([0]) dropped.
 func foreignPath(path string) string {
-	if strings.Contains(path, "[") {
-		path = indexRE.ReplaceAllString(path, "")
+	if !strings.Contains(path, "[") {
+		return path
 	}
-	return path
+	b := make([]byte, 0, len(path))
+	in := false
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '[':
+			in = true
+		case c == ']':
+			in = false
+		case !in:
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // refuseKind reports the first key of n that is another kind of runtime or
 // service, and marks m: its unknown keys and missing fields are then not
 // reported (they follow from the kind).
 func (d *decoder) refuseKind(m *mapping, n *yaml.Node) bool {
-	table := foreignKeys[foreignPath(m.path)]
-	if table == nil {
+	// Only documents and perReleaseChannel entries have kinds. This runs
+	// for every mapping: it builds no path.
+	var table map[string]foreignKey
+	switch {
+	case m.path == "runtime" || m.path == "service":
+		table = foreignKeys[m.path]
+	case strings.HasPrefix(m.path, "service.perReleaseChannel["):
+		table = foreignKeys["service.perReleaseChannel"]
+	default:
 		return false
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {

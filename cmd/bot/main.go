@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"status":   {"print every target's status from the local state file", runStatus},
 	"approve":  {"approve a release channel's targets waiting for manual approval", runApprove},
 	"setup":    {"register the GitHub App from app.yml and write bot.yaml", runSetup},
+	"schema":   {"print the JSON Schema of *.pvn.yaml documents, for editors", runSchema},
 }
 
 func main() {

@@ -77,6 +77,19 @@ func TestValidate(t *testing.T) {
 			code:   1,
 			stderr: "bot validate: load configs: stat " + filepath.Join("testdata", "nowhere") + ": no such file or directory\n",
 		},
+		"only warnings: printed, exit 0, counted in the summary": {
+			args: []string{"validate", filepath.Join("testdata", "warnings")},
+			stdout: filepath.Join("testdata", "warnings", "app.pvn.yaml") + `:3:3: warning: runtime "files": labels are accepted and ignored: pvnbot does not use them` + "\n" +
+				filepath.Join("testdata", "warnings", "app.pvn.yaml") + `:19:3: warning: service "web": runtimeConnection "default" names no runtime connection of release channel "staging" of application "shop": its only runtime, "files", is used` + "\n" +
+				"1 runtime, 1 application, 1 service, 1 target, 2 warnings\n",
+			stderr: "note: linked Kubernetes runtimes and container registries were not checked (no --bot-config)\n",
+		},
+		"errors and warnings: both, in file order, exit 1": {
+			args: []string{"validate", filepath.Join("testdata", "warnings-and-errors")},
+			code: 1,
+			stdout: filepath.Join("testdata", "warnings-and-errors", "app.pvn.yaml") + `:3:3: warning: application "shop": annotations are accepted and ignored: pvnbot does not use them` + "\n" +
+				filepath.Join("testdata", "warnings-and-errors", "app.pvn.yaml") + `:6:17: release channel "staging": unknown runtime "files" (no runtimes defined)` + "\n",
+		},
 		"bad flag": {
 			args:   []string{"validate", "--nope"},
 			code:   2,

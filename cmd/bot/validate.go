@@ -14,7 +14,8 @@ import (
 )
 
 // runValidate is `bot validate [--bot-config bot.yaml] [PATH ...]`: every
-// problem as path:line:col: message and exit 1, or a one-line summary.
+// problem as path:line:col: message (warnings as path:line:col: warning:
+// message) and exit 1 when there are errors, or a one-line summary.
 func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bot validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -53,9 +54,10 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "bot validate: %v\n", err)
 			return 1
 		}
-		if err = config.Combine(err, set.Validate(linked)); err != nil {
-			failed = true
-			printErrors(stdout, l.display, err)
+		err = config.Combine(err, set.Validate(linked))
+		failed = failed || err != nil
+		if all := config.Combine(err, set.Warnings); all != nil {
+			printErrors(stdout, l.display, all)
 		}
 		total.add(set)
 	}
@@ -167,20 +169,25 @@ func printErrors(w io.Writer, display string, err error) {
 	}
 }
 
-type summary struct{ runtimes, applications, services, targets int }
+type summary struct{ runtimes, applications, services, targets, warnings int }
 
 func (s *summary) add(set *config.Set) {
 	s.runtimes += len(set.Runtimes)
 	s.applications += len(set.Applications)
 	s.services += len(set.Services)
 	s.targets += set.Targets()
+	s.warnings += len(set.Warnings)
 }
 
 func (s summary) String() string {
-	return strings.Join([]string{
+	parts := []string{
 		plural(s.runtimes, "runtime"), plural(s.applications, "application"),
 		plural(s.services, "service"), plural(s.targets, "target"),
-	}, ", ")
+	}
+	if s.warnings > 0 {
+		parts = append(parts, plural(s.warnings, "warning"))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func plural(n int, word string) string {

@@ -22,10 +22,13 @@ const maxFileErrors = 100
 type decoder struct {
 	file     string
 	errs     *Errors
+	warns    *Errors
 	budget   int
 	exceeded bool
 	// reported counts the problems of the file, shared by its documents.
 	reported *int
+	// warnBase is where the file's warnings start in warns.
+	warnBase int
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
@@ -44,6 +47,15 @@ func (d *decoder) errorf(p Pos, format string, args ...any) {
 		*d.errs = append(*d.errs, &Error{Pos: Pos{File: d.file, Line: 1, Col: 1}, Msg: fmt.Sprintf("too many problems; stopped after %d", maxFileErrors)})
 		d.budget, d.exceeded = 0, true
 	}
+}
+
+// warnf records a warning; after maxFileErrors of them in a file, the
+// rest are dropped.
+func (d *decoder) warnf(p Pos, format string, args ...any) {
+	if len(*d.warns)-d.warnBase >= maxFileErrors {
+		return
+	}
+	*d.warns = append(*d.warns, &Error{Pos: p, Msg: fmt.Sprintf(format, args...), Severity: SeverityWarning})
 }
 
 // resolve follows aliases and charges the node to the document's budget. It
@@ -129,10 +141,19 @@ type mapping struct {
 	path string
 	pos  Pos
 	keys map[string]entry
+	// refused is set when the mapping holds a key of Prodvana's schema that
+	// pvnbot refuses (see foreignKeys): that was reported, and what the
+	// refused key stands in for (a required field) must not be.
+	refused bool
+	// kind is set when the mapping was refused as another kind of runtime
+	// or service: its other keys are not looked at.
+	kind bool
 }
 
 // mapping checks that n is a mapping with only allowed keys (camelCase;
 // their snake_case spellings are accepted). A null n is an empty mapping.
+// Keys of Prodvana's schema that pvnbot does not take are refused or
+// ignored as foreignKeys says.
 func (d *decoder) mapping(n *yaml.Node, path string, at Pos, allowed ...string) *mapping {
 	m := &mapping{d: d, path: path, pos: at, keys: map[string]entry{}}
 	if isNull(n) {
@@ -141,6 +162,9 @@ func (d *decoder) mapping(n *yaml.Node, path string, at Pos, allowed ...string) 
 	if n.Kind != yaml.MappingNode {
 		d.errorf(at, "%s: want a mapping, got %s", path, kindName(n))
 		return nil
+	}
+	if d.refuseKind(m, n) {
+		return m
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := d.resolve(n.Content[i])
@@ -157,7 +181,9 @@ func (d *decoder) mapping(n *yaml.Node, path string, at Pos, allowed ...string) 
 			d.errorf(d.pos(k), "%s: merge keys (<<) are not supported", path)
 			continue
 		case !slices.Contains(allowed, name):
-			d.errorf(d.pos(k), "%s: unknown key %q%s", path, k.Value, suggest(name, allowed))
+			if !d.foreign(m, n, k, name) {
+				d.errorf(d.pos(k), "%s: unknown key %q%s", path, k.Value, suggest(name, allowed))
+			}
 			continue
 		}
 		if prev, dup := m.keys[name]; dup {
@@ -213,7 +239,7 @@ func (m *mapping) field(name string) string { return m.path + "." + name }
 
 // require reports each name that is absent or null.
 func (m *mapping) require(names ...string) {
-	if m == nil {
+	if m == nil || m.refused {
 		return
 	}
 	for _, n := range names {
@@ -273,6 +299,8 @@ func (m *mapping) strs(name string) []string {
 	return out
 }
 
+// intNode reads an integer, written as one or as a quoted string of
+// decimal digits ("3": Prodvana's JSON form of 64-bit integers).
 func (m *mapping) intNode(n *yaml.Node, what string) (int, bool) {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
 		var v int
@@ -282,8 +310,32 @@ func (m *mapping) intNode(n *yaml.Node, what string) (int, bool) {
 		m.d.errorf(m.d.pos(n), "%s: integer out of range", what)
 		return 0, false
 	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && isDecimal(n.Value) {
+		v, err := strconv.Atoi(n.Value)
+		if err == nil {
+			return v, true
+		}
+		m.d.errorf(m.d.pos(n), "%s: integer out of range", what)
+		return 0, false
+	}
 	m.d.errorf(m.d.pos(n), "%s: want an integer, got %s", what, kindName(n))
 	return 0, false
+}
+
+// isDecimal reports whether s is an optional sign and decimal digits.
+func isDecimal(s string) bool {
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *mapping) int(name string) (int, bool) {
@@ -390,6 +442,9 @@ func (m *mapping) oneOf(names ...string) string {
 	}
 	switch len(present) {
 	case 0:
+		if m.refused {
+			return ""
+		}
 		m.d.errorf(m.pos, "%s: want one of %s", m.path, strings.Join(names, ", "))
 		return ""
 	case 1:

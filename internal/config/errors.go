@@ -7,13 +7,37 @@ import (
 	"strings"
 )
 
+// Severity says whether a problem makes a config invalid.
+type Severity string
+
+const (
+	// SeverityError, the zero value, makes the config invalid.
+	SeverityError Severity = ""
+	// SeverityWarning is reported but does not make the config invalid:
+	// something accepted and ignored, or a default taken in place of what
+	// was written.
+	SeverityWarning Severity = "warning"
+)
+
+// IsWarning reports whether s is SeverityWarning.
+func (s Severity) IsWarning() bool { return s == SeverityWarning }
+
 // Error is one problem in a config, at the position of the offending key.
+// Warnings are Errors of SeverityWarning; they are carried apart from the
+// errors (Set.Warnings), never in the error a load or Validate returns.
 type Error struct {
-	Pos Pos
-	Msg string
+	Pos      Pos
+	Msg      string
+	Severity Severity
 }
 
-func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
+// Error is "path:line:col: message", or "path:line:col: warning: message".
+func (e *Error) Error() string {
+	if e.Severity.IsWarning() {
+		return e.Pos.String() + ": warning: " + e.Msg
+	}
+	return e.Pos.String() + ": " + e.Msg
+}
 
 // Errors is every problem found, sorted by file, line and column. Its Error
 // method prints one problem per line.
@@ -70,6 +94,7 @@ func (es Errors) sorted() Errors {
 			cmp.Compare(a.Pos.Line, b.Pos.Line),
 			cmp.Compare(a.Pos.Col, b.Pos.Col),
 			cmp.Compare(a.Msg, b.Msg),
+			cmp.Compare(a.Severity, b.Severity),
 		)
 	})
 	return slices.CompactFunc(es, func(a, b *Error) bool { return *a == *b })

@@ -9,7 +9,7 @@ import (
 // FuzzParse: no input makes Parse (or Validate of what it decoded) panic.
 // The seed corpus is every testdata and seed example file.
 func FuzzParse(f *testing.F) {
-	for _, pattern := range []string{"testdata/*.pvn.yaml", "testdata/jobs/*.yaml", seedDir + "/examples/*.yaml", seedDir + "/repo/*/*.pvn.yaml"} {
+	for _, pattern := range []string{"testdata/*.pvn.yaml", "testdata/refused/*.pvn.yaml", "testdata/jobs/*.yaml", seedDir + "/examples/*.yaml", seedDir + "/repo/*/*.pvn.yaml"} {
 		files, err := filepath.Glob(pattern)
 		if err != nil {
 			f.Fatal(err)

@@ -39,7 +39,8 @@ func LoadDir(root string) (*Set, error) {
 //
 // Problems in the configs are returned as an Errors together with the Set
 // of what could be decoded; other failures (an unreadable tree) return a nil
-// Set. Load does not check references between configs: call Set.Validate.
+// Set. Warnings are in the Set's Warnings, never in the error. Load does
+// not check references between configs: call Set.Validate.
 func LoadFS(fsys fs.FS) (*Set, error) {
 	files, err := findConfigs(fsys, ".")
 	if err != nil {
@@ -119,6 +120,7 @@ func loadFiles(fsys fs.FS, files []string) (*Set, error) {
 			k.Manifest = readManifest(fsys, k, &errs)
 		}
 	}
+	s.Warnings = s.Warnings.sorted()
 	return s, errs.orNil()
 }
 

@@ -32,13 +32,14 @@ func Parse(file string, data []byte) (*Set, error) {
 	s := &Set{}
 	var errs Errors
 	parseInto(s, file, data, &errs)
+	s.Warnings = s.Warnings.sorted()
 	return s, errs.orNil()
 }
 
 func parseInto(s *Set, file string, data []byte, errs *Errors) {
 	s.Files = append(s.Files, file)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	reported := 0
+	reported, warnBase := 0, len(s.Warnings)
 	for {
 		var doc yaml.Node
 		err := decodeDoc(dec, &doc)
@@ -52,7 +53,7 @@ func parseInto(s *Set, file string, data []byte, errs *Errors) {
 		if reported >= maxFileErrors {
 			return
 		}
-		d := &decoder{file: file, errs: errs, budget: maxNodes, reported: &reported}
+		d := &decoder{file: file, errs: errs, warns: &s.Warnings, warnBase: warnBase, budget: maxNodes, reported: &reported}
 		d.document(s, &doc)
 	}
 }
@@ -116,6 +117,10 @@ func (d *decoder) document(s *Set, doc *yaml.Node) {
 		case "service":
 			s.Services = append(s.Services, d.service(k, v))
 		default:
+			if foreignDocuments[key] {
+				d.errorf(d.pos(k), "%s configs are not supported: pvnbot runs custom runtimes (runtime, application and service documents)", key)
+				return
+			}
 			d.errorf(d.pos(k), "%s configs are not supported (want runtime, application or service)", k.Value)
 		}
 	}
@@ -157,12 +162,15 @@ func (d *decoder) application(key, val *yaml.Node) *Application {
 		ch.Name, ch.NamePos = c.name(false)
 		c.require("runtimes")
 		for j, rn := range c.seq("runtimes") {
-			l := c.item("runtimes", j, rn, "runtime", "name")
+			l := c.item("runtimes", j, rn, "runtime", "name", "type")
 			if l == nil {
 				continue
 			}
 			l.require("runtime")
-			link := RuntimeLink{Pos: l.pos, Runtime: l.str("runtime"), RuntimePos: l.keyPos("runtime")}
+			link := RuntimeLink{Pos: l.pos, Runtime: l.str("runtime"), RuntimePos: l.keyPos("runtime"), Type: l.str("type")}
+			if link.Type != "" && link.Type != "EXTENSION" {
+				d.errorf(l.keyPos("type"), "%s: runtime links of type %q are not supported: pvnbot runs custom runtimes (type EXTENSION, or no type)", l.field("type"), link.Type)
+			}
 			link.Name, link.NamePos = l.str("name"), l.keyPos("name")
 			if link.Name == "" {
 				link.Name, link.NamePos = link.Runtime, link.RuntimePos
@@ -190,6 +198,9 @@ func (d *decoder) precondition(c *mapping, i int, n *yaml.Node) (Precondition, b
 	switch m.oneOf("releaseChannelStable", "manualApproval") {
 	case "releaseChannelStable":
 		s := m.sub("releaseChannelStable", "releaseChannel")
+		if s != nil && s.refused {
+			return p, false
+		}
 		s.require("releaseChannel")
 		p.ReleaseChannelStable = &ReleaseChannelStable{ReleaseChannel: s.str("releaseChannel"), Pos: s.keyPos("releaseChannel")}
 	case "manualApproval":
@@ -201,9 +212,10 @@ func (d *decoder) precondition(c *mapping, i int, n *yaml.Node) (Precondition, b
 			MinApprovers: 1,
 		}
 		if v, ok := a.int("minApprovers"); ok {
-			if v < 1 {
-				d.errorf(a.keyPos("minApprovers"), "%s: must be at least 1, got %d", a.field("minApprovers"), v)
-			} else {
+			switch {
+			case v < 0:
+				d.errorf(a.keyPos("minApprovers"), "%s: must not be negative, got %d", a.field("minApprovers"), v)
+			case v > 0:
 				p.ManualApproval.MinApprovers = v
 			}
 		}
@@ -215,57 +227,93 @@ func (d *decoder) precondition(c *mapping, i int, n *yaml.Node) (Precondition, b
 
 func (d *decoder) service(key, val *yaml.Node) *Service {
 	s := &Service{Pos: d.pos(key)}
-	m := d.mapping(val, "service", s.Pos, "name", "application", "runtimeConnection", "customRuntime", "parameters", "perReleaseChannel")
+	m := d.mapping(val, "service", s.Pos, "name", "application", "runtimeConnection", "customRuntime", "runtimeExtension", "parameters", "perReleaseChannel")
 	s.Name, s.NamePos = m.name(false)
+	s.refused = m != nil && m.kind
 	m.require("application")
 	s.Application, s.ApplicationPos = m.str("application"), m.keyPos("application")
 	s.RuntimeConnection, s.RuntimeConnectionPos = m.str("runtimeConnection"), m.keyPos("runtimeConnection")
 	s.CustomRuntime = d.customRuntimeValues(m)
 	s.Parameters = d.parameters(m)
 	for i, n := range m.seq("perReleaseChannel") {
-		o := m.item("perReleaseChannel", i, n, "releaseChannel", "customRuntime")
+		o := m.item("perReleaseChannel", i, n, "releaseChannel", "runtimeConnection", "customRuntime", "runtimeExtension")
 		if o == nil {
 			continue
 		}
 		o.require("releaseChannel")
 		s.PerReleaseChannel = append(s.PerReleaseChannel, ReleaseChannelOverride{
-			Pos:               o.pos,
-			ReleaseChannel:    o.str("releaseChannel"),
-			ReleaseChannelPos: o.keyPos("releaseChannel"),
-			CustomRuntime:     d.customRuntimeValues(o),
+			Pos:                  o.pos,
+			ReleaseChannel:       o.str("releaseChannel"),
+			ReleaseChannelPos:    o.keyPos("releaseChannel"),
+			RuntimeConnection:    o.str("runtimeConnection"),
+			RuntimeConnectionPos: o.keyPos("runtimeConnection"),
+			CustomRuntime:        d.customRuntimeValues(o),
 		})
 	}
 	return s
 }
 
+// alias returns which of two spellings of one section parent holds,
+// reporting when it holds both.
+func (d *decoder) alias(parent *mapping, name, alias string) string {
+	if !parent.has(alias) {
+		return name
+	}
+	if parent.has(name) {
+		d.errorf(parent.keyPos(alias), "%s: %s and %s are the same section; give only one", parent.path, name, alias)
+		return name
+	}
+	return alias
+}
+
+// valueKeys are the keys of a parameter value that give it, one per type;
+// parameterValueKeys are all the keys of a parameter value.
+var (
+	valueKeys          = []string{"string", "int", "secret", "dockerImageTag", "commit", "blob"}
+	parameterValueKeys = append([]string{"name"}, valueKeys...)
+)
+
+// valueType is the type of parameter a value key gives a value to.
+func valueType(key string) ParamType {
+	if key == "dockerImageTag" {
+		return ParamDockerImage
+	}
+	return ParamType(key)
+}
+
 func (d *decoder) customRuntimeValues(parent *mapping) CustomRuntimeValues {
-	m := parent.sub("customRuntime", "parameterValues")
+	m := parent.sub(d.alias(parent, "customRuntime", "runtimeExtension"), "parameterValues")
 	if m == nil {
 		return CustomRuntimeValues{}
 	}
 	v := CustomRuntimeValues{Pos: m.pos}
 	for i, n := range m.seq("parameterValues") {
-		pm := m.item("parameterValues", i, n, "name", "string", "int", "secret")
+		pm := m.item("parameterValues", i, n, parameterValueKeys...)
 		if pm == nil {
 			continue
 		}
 		pv := ParameterValue{Pos: pm.pos}
 		pv.Name, pv.NamePos = pm.name(true)
-		typ := pm.oneOf("string", "int", "secret")
-		pv.Type, pv.TypePos = ParamType(typ), pm.keyPos(typ)
-		switch pv.Type {
-		case ParamString:
-			pm.require("string")
-			pv.Value = pm.text("string")
-		case ParamInt:
+		typ := pm.oneOf(valueKeys...)
+		pv.TypePos = pm.keyPos(typ)
+		switch typ {
+		case "string", "commit", "dockerImageTag":
+			pm.require(typ)
+			pv.Type, pv.Value = valueType(typ), pm.text(typ)
+		case "int":
 			pm.require("int")
+			pv.Type = ParamInt
 			if n, ok := pm.int("int"); ok {
 				pv.Value = Text{Value: strconv.Itoa(n), Pos: pm.keyPos("int")}
 			}
-		case ParamSecret:
-			sm := pm.sub("secret", "key", "version")
-			sm.require("key")
-			pv.Value, pv.SecretVersion = sm.text("key"), sm.str("version")
+		case "secret":
+			pv.Type = ParamSecret
+			pv.Value, pv.SecretVersion = d.secretValue(pm.sub("secret", "key", "version", "secretRef", "rawSecret"))
+		case "blob":
+			pv.Type = ParamBlob
+			b := pm.sub("blob", "inlined")
+			b.require("inlined")
+			pv.Value = b.text("inlined")
 		default:
 			continue
 		}
@@ -274,16 +322,36 @@ func (d *decoder) customRuntimeValues(parent *mapping) CustomRuntimeValues {
 	return v
 }
 
+// secretValue reads `secret: {secretRef: {key, version}}` (Prodvana's form)
+// or `secret: {key, version}`, and refuses `rawSecret`.
+func (d *decoder) secretValue(sm *mapping) (Text, string) {
+	switch {
+	case sm == nil:
+		return Text{}, ""
+	case sm.has("rawSecret"):
+		// Never quote the value: it is a secret, now in Git.
+		d.errorf(sm.keyPos("rawSecret"), "%s: rawSecret is refused: a secret in Git is not a secret; store it where the bot reads secrets and give secretRef: {key: KEY}", sm.path)
+		return Text{}, ""
+	case sm.has("secretRef"):
+		if sm.has("key") || sm.has("version") {
+			d.errorf(sm.keyPos("secretRef"), "%s: give either secretRef: {key, version} or key and version, not both", sm.path)
+		}
+		sm = sm.sub("secretRef", "key", "version")
+	}
+	sm.require("key")
+	return sm.text("key"), sm.str("version")
+}
+
 func (d *decoder) parameters(parent *mapping) []Parameter {
 	var out []Parameter
 	for i, n := range parent.seq("parameters") {
-		m := parent.item("parameters", i, n, "name", "description", "required", "string", "int", "secret")
+		m := parent.item("parameters", i, n, "name", "description", "required", "string", "int", "secret", "dockerImage", "commit", "blob")
 		if m == nil {
 			continue
 		}
 		p := Parameter{Pos: m.pos, Description: m.str("description"), Required: m.bool("required")}
 		p.Name, p.NamePos = m.name(true)
-		p.Type = ParamType(m.oneOf("string", "int", "secret"))
+		p.Type = ParamType(m.oneOf("string", "int", "secret", "dockerImage", "commit", "blob"))
 		switch p.Type {
 		case ParamString:
 			t := m.sub("string", "defaultValue")
@@ -299,6 +367,19 @@ func (d *decoder) parameters(parent *mapping) []Parameter {
 			}
 		case ParamSecret:
 			m.sub("secret")
+		case ParamDockerImage:
+			t := m.sub("dockerImage", "defaultTag", "imageRegistryInfo")
+			if t.has("defaultTag") {
+				v := t.str("defaultTag")
+				p.Default = &v
+			}
+			t.require("imageRegistryInfo")
+			p.DockerImage = d.imageRegistryInfo(t)
+		case ParamCommit:
+			t := m.sub("commit", "repository", "branch")
+			p.Commit = &CommitSource{Repository: t.str("repository"), Branch: t.str("branch")}
+		case ParamBlob:
+			m.sub("blob")
 		default:
 			continue
 		}

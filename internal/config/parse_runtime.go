@@ -9,7 +9,7 @@ import (
 )
 
 var customKeys = []string{
-	"type", "proxyRuntime", "apply", "fetch", "getInfo", "parameters", "applyId",
+	"type", "proxyRuntime", "apply", "fetch", "getInfo", "debug", "parameters", "applyId",
 	"convergenceGracePeriod", "requireApprovalBeforeApply",
 }
 
@@ -17,18 +17,10 @@ func (d *decoder) runtime(key, val *yaml.Node) *Runtime {
 	r := &Runtime{Pos: d.pos(key)}
 	m := d.mapping(val, "runtime", r.Pos, "name", "custom", "extension")
 	r.Name, r.NamePos = m.name(false)
-	var c *mapping
-	switch {
-	case m.has("custom") && m.has("extension"):
-		d.errorf(m.keyPos("extension"), "runtime: custom and extension are the same section; give only one")
-		c = m.sub("custom", customKeys...)
-	case m.has("extension"):
-		c = m.sub("extension", customKeys...)
-	default:
-		m.require("custom")
-		c = m.sub("custom", customKeys...)
-	}
-	if c != nil {
+	r.refused = m != nil && m.kind
+	section := d.alias(m, "custom", "extension")
+	m.require(section)
+	if c := m.sub(section, customKeys...); c != nil {
 		r.Custom = d.custom(c)
 	}
 	return r
@@ -55,26 +47,22 @@ func (d *decoder) custom(m *mapping) CustomRuntime {
 			d.checkName(k8s.keyPos("namespace"), k8s.field("namespace"), ns, false)
 		}
 	}
-	if a := m.sub("apply", "taskConfig", "kubernetesConfig", "env", "maxConcurrency", "retryPolicy", "retryableExitCodes"); a != nil {
+	if a := m.sub("apply", "taskConfig", "kubernetesConfig", "env", "timeout", "maxConcurrency", "retryPolicy", "retryableExitCodes"); a != nil {
 		c.Apply = Apply{Job: d.job(a), MaxConcurrency: a.nonNegInt("maxConcurrency")}
-		rp := a.sub("retryPolicy", "baseInterval", "maxInterval", "maxAttempts")
-		c.Apply.RetryPolicy = RetryPolicy{
-			BaseInterval: rp.duration("baseInterval", 0),
-			MaxInterval:  rp.duration("maxInterval", DefaultRetryMaxInterval),
-			MaxAttempts:  rp.nonNegInt("maxAttempts"),
-		}
-		if rp != nil && c.Apply.RetryPolicy.BaseInterval > c.Apply.RetryPolicy.MaxInterval {
-			d.errorf(rp.keyPos("maxInterval"), "%s: maxInterval %s is shorter than baseInterval %s", rp.path,
-				c.Apply.RetryPolicy.MaxInterval, c.Apply.RetryPolicy.BaseInterval)
+		if rp := d.retryPolicy(a); rp != nil {
+			c.Apply.RetryPolicy = *rp
+		} else {
+			c.Apply.RetryPolicy.MaxInterval = DefaultRetryMaxInterval
 		}
 		c.Apply.RetryableExitCodes = d.exitCodes(a)
 	}
-	if f := m.sub("fetch", "taskConfig", "kubernetesConfig", "env", "pollInterval", "steadyStatePollInterval", "fetchMode"); f != nil {
+	if f := m.sub("fetch", "taskConfig", "kubernetesConfig", "env", "timeout", "retryPolicy", "pollInterval", "steadyStatePollInterval", "fetchMode"); f != nil {
 		c.Fetch = &Fetch{
 			Job:                     d.job(f),
 			PollInterval:            f.duration("pollInterval", DefaultFetchPollInterval),
 			SteadyStatePollInterval: f.duration("steadyStatePollInterval", DefaultSteadyStatePollInterval),
 			FetchMode:               FetchModeExitCode,
+			RetryPolicy:             d.retryPolicy(f),
 		}
 		if fm := FetchMode(f.str("fetchMode")); fm != "" {
 			if fm != FetchModeExitCode && fm != FetchModeStructuredOutput {
@@ -84,11 +72,31 @@ func (d *decoder) custom(m *mapping) CustomRuntime {
 			}
 		}
 	}
-	if g := m.sub("getInfo", "taskConfig", "kubernetesConfig", "env", "pollInterval"); g != nil {
-		c.GetInfo = &GetInfo{Job: d.job(g), PollInterval: g.duration("pollInterval", DefaultGetInfoPollInterval)}
+	if g := m.sub(d.alias(m, "getInfo", "debug"), "taskConfig", "kubernetesConfig", "env", "timeout", "retryPolicy", "pollInterval"); g != nil {
+		c.GetInfo = &GetInfo{Job: d.job(g), PollInterval: g.duration("pollInterval", DefaultGetInfoPollInterval), RetryPolicy: d.retryPolicy(g)}
 	}
 	c.Parameters = d.parameters(m)
 	return c
+}
+
+// retryPolicy decodes the retryPolicy of a job; nil when there is none.
+// maxAttempts of 0 or less is unlimited.
+func (d *decoder) retryPolicy(job *mapping) *RetryPolicy {
+	m := job.sub("retryPolicy", "baseInterval", "maxInterval", "maxAttempts")
+	if m == nil {
+		return nil
+	}
+	rp := &RetryPolicy{
+		BaseInterval: m.duration("baseInterval", 0),
+		MaxInterval:  m.duration("maxInterval", DefaultRetryMaxInterval),
+	}
+	if n, ok := m.int("maxAttempts"); ok && n > 0 {
+		rp.MaxAttempts = n
+	}
+	if rp.BaseInterval > rp.MaxInterval {
+		d.errorf(m.keyPos("maxInterval"), "%s: maxInterval %s is shorter than baseInterval %s", m.path, rp.MaxInterval, rp.BaseInterval)
+	}
+	return rp
 }
 
 func (d *decoder) exitCodes(a *mapping) []int {
@@ -112,10 +120,10 @@ func (d *decoder) exitCodes(a *mapping) []int {
 
 // job decodes what apply, fetch and getInfo share.
 func (d *decoder) job(m *mapping) Job {
-	j := Job{Pos: m.pos, Env: d.env(m)}
+	j := Job{Pos: m.pos, Env: d.env(m), Timeout: m.duration("timeout", 0)}
 	switch m.oneOf("taskConfig", "kubernetesConfig") {
 	case "taskConfig":
-		j.TaskConfig = d.taskConfig(m.sub("taskConfig", "program", "ttl"))
+		j.TaskConfig = d.taskConfig(m.sub("taskConfig", "program", "ttl", "k8s"))
 	case "kubernetesConfig":
 		j.KubernetesConfig = d.kubernetesConfig(m.sub("kubernetesConfig", "type", "local"))
 	}
@@ -127,6 +135,7 @@ func (d *decoder) taskConfig(m *mapping) *TaskConfig {
 		return nil
 	}
 	t := &TaskConfig{Pos: m.pos, TTL: m.duration("ttl", DefaultTaskTTL)}
+	k8s := m.sub("k8s", "serviceAccount")
 	m.require("program")
 	p := m.sub("program", "cmd", "entrypoint", "env", "workingDirectory", "image", "imageTag", "imageRegistryInfo", "serviceAccount")
 	if p == nil {
@@ -142,14 +151,12 @@ func (d *decoder) taskConfig(m *mapping) *TaskConfig {
 		ImageTag:         p.text("imageTag"),
 		ServiceAccount:   p.str("serviceAccount"),
 	}
-	if r := p.sub("imageRegistryInfo", "containerRegistry", "imageRepository"); r != nil {
-		r.require("containerRegistry", "imageRepository")
-		t.Program.ImageRegistryInfo = &ImageRegistryInfo{
-			Pos:                  r.pos,
-			ContainerRegistry:    r.str("containerRegistry"),
-			ContainerRegistryPos: r.keyPos("containerRegistry"),
-			ImageRepository:      r.str("imageRepository"),
+	t.Program.ImageRegistryInfo = d.imageRegistryInfo(p)
+	if sa := k8s.str("serviceAccount"); sa != "" {
+		if t.Program.ServiceAccount != "" {
+			d.errorf(k8s.keyPos("serviceAccount"), "%s: serviceAccount is also given in %s; give only one", k8s.field("serviceAccount"), p.field("serviceAccount"))
 		}
+		t.Program.ServiceAccount = sa
 	}
 	switch prog := t.Program; {
 	case prog.Image.Value != "" && (prog.ImageTag.Value != "" || prog.ImageRegistryInfo != nil):
@@ -160,6 +167,21 @@ func (d *decoder) taskConfig(m *mapping) *TaskConfig {
 		d.errorf(p.keyPos("imageRegistryInfo"), "%s: imageRegistryInfo needs imageTag", p.path)
 	}
 	return t
+}
+
+// imageRegistryInfo decodes parent's imageRegistryInfo; nil when absent.
+func (d *decoder) imageRegistryInfo(parent *mapping) *ImageRegistryInfo {
+	r := parent.sub("imageRegistryInfo", "containerRegistry", "imageRepository")
+	if r == nil {
+		return nil
+	}
+	r.require("containerRegistry", "imageRepository")
+	return &ImageRegistryInfo{
+		Pos:                  r.pos,
+		ContainerRegistry:    r.str("containerRegistry"),
+		ContainerRegistryPos: r.keyPos("containerRegistry"),
+		ImageRepository:      r.str("imageRepository"),
+	}
 }
 
 func (d *decoder) kubernetesConfig(m *mapping) *KubernetesConfig {

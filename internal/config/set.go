@@ -32,19 +32,31 @@ func (a *Application) Channel(name string) *ReleaseChannel {
 	return nil
 }
 
-// Connection returns the runtime link a service uses in a release channel:
-// the one named by its runtimeConnection, or the channel's only one.
-func (svc *Service) Connection(ch *ReleaseChannel) (RuntimeLink, bool) {
-	if svc.RuntimeConnection == "" {
-		if len(ch.Runtimes) == 1 {
-			return ch.Runtimes[0], true
+// RuntimeConnectionFor is the runtime connection the service names in a
+// release channel, with where it was written: that of its perReleaseChannel
+// entry for the channel, else its own; empty when it names none.
+func (svc *Service) RuntimeConnectionFor(channel string) (string, Pos) {
+	for _, o := range svc.PerReleaseChannel {
+		if o.ReleaseChannel == channel && o.RuntimeConnection != "" {
+			return o.RuntimeConnection, o.RuntimeConnectionPos
 		}
-		return RuntimeLink{}, false
 	}
+	return svc.RuntimeConnection, svc.RuntimeConnectionPos
+}
+
+// Connection returns the runtime link a service uses in a release channel:
+// the one named by its runtimeConnection (see RuntimeConnectionFor), or the
+// channel's only one, also when the name given is none of the channel's
+// (as Prodvana does; Validate warns).
+func (svc *Service) Connection(ch *ReleaseChannel) (RuntimeLink, bool) {
+	name, _ := svc.RuntimeConnectionFor(ch.Name)
 	for _, l := range ch.Runtimes {
-		if l.Name == svc.RuntimeConnection {
+		if name != "" && l.Name == name {
 			return l, true
 		}
+	}
+	if len(ch.Runtimes) == 1 {
+		return ch.Runtimes[0], true
 	}
 	return RuntimeLink{}, false
 }

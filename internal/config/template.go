@@ -49,6 +49,9 @@ type ref struct {
 	name    string
 	builtin bool
 	offset  int
+	// field is what follows a parameter's name ("Tag" in .Params.img.Tag);
+	// empty when nothing does.
+	field string
 }
 
 func templateRefs(text string) (*template.Template, []ref, error) {
@@ -169,7 +172,7 @@ func (w *refWalker) fields(ident []string, offset int) {
 	switch {
 	case ident[0] == "Params":
 		if len(ident) >= 2 {
-			w.refs = append(w.refs, ref{name: ident[1], offset: offset})
+			w.refs = append(w.refs, ref{name: ident[1], offset: offset, field: strings.Join(ident[2:], ".")})
 		}
 	case ident[0] == "Builtins":
 		if len(ident) >= 2 {

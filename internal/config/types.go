@@ -46,6 +46,10 @@ type Set struct {
 	Services     []*Service
 	// Files lists the config files read, in the order they were read.
 	Files []string
+	// Warnings are the problems that do not make the set invalid (each of
+	// SeverityWarning), sorted: filled by Parse and the Load functions,
+	// then by Validate.
+	Warnings Errors
 }
 
 // Runtime is a `runtime:` document.
@@ -54,6 +58,8 @@ type Runtime struct {
 	Name    string
 	NamePos Pos
 	Custom  CustomRuntime // `custom:` or its alias `extension:`
+	// refused: another kind of runtime (reported), not checked further.
+	refused bool
 }
 
 // CustomRuntime is the body of `runtime.custom`.
@@ -63,7 +69,7 @@ type CustomRuntime struct {
 	ProxyRuntime               ProxyRuntime
 	Apply                      Apply
 	Fetch                      *Fetch   // nil: no fetch
-	GetInfo                    *GetInfo // nil: no getInfo
+	GetInfo                    *GetInfo // nil: no getInfo (`getInfo:`, or its old name `debug:`)
 	Parameters                 []Parameter
 	ApplyID                    Text // empty Value: no applyId
 	ConvergenceGracePeriod     time.Duration
@@ -96,6 +102,8 @@ type Job struct {
 	TaskConfig       *TaskConfig
 	KubernetesConfig *KubernetesConfig
 	Env              []EnvVar // sorted by Name
+	// Timeout is the job's deadline; zero: the runner's default.
+	Timeout time.Duration
 }
 
 // Apply is `custom.apply`.
@@ -106,9 +114,9 @@ type Apply struct {
 	RetryableExitCodes []int
 }
 
-// RetryPolicy is the backoff of a failed apply. Zero BaseInterval means the
+// RetryPolicy is the backoff of a failed job. Zero BaseInterval means the
 // fetch pollInterval (or the default fetch interval); zero MaxAttempts means
-// unlimited.
+// unlimited (so does a negative one, as written in Prodvana's configs).
 type RetryPolicy struct {
 	BaseInterval time.Duration
 	MaxInterval  time.Duration
@@ -129,12 +137,18 @@ type Fetch struct {
 	PollInterval            time.Duration
 	SteadyStatePollInterval time.Duration
 	FetchMode               FetchMode
+	// RetryPolicy is the backoff after a failed fetch; nil: from
+	// pollInterval, doubling up to apply's maxInterval, unlimited.
+	RetryPolicy *RetryPolicy
 }
 
-// GetInfo is `custom.getInfo`.
+// GetInfo is `custom.getInfo` (or `custom.debug`, its old name).
 type GetInfo struct {
 	Job
 	PollInterval time.Duration
+	// RetryPolicy is the backoff after a failed getInfo; nil: the next one
+	// runs at pollInterval.
+	RetryPolicy *RetryPolicy
 }
 
 // TaskConfig is the backend-agnostic job description.
@@ -198,10 +212,42 @@ type KubernetesConfig struct {
 type ParamType string
 
 const (
-	ParamString ParamType = "string"
-	ParamInt    ParamType = "int"
-	ParamSecret ParamType = "secret"
+	ParamString      ParamType = "string"
+	ParamInt         ParamType = "int"
+	ParamSecret      ParamType = "secret"
+	ParamDockerImage ParamType = "dockerImage"
+	ParamCommit      ParamType = "commit"
+	ParamBlob        ParamType = "blob"
 )
+
+// ParamTypes lists every parameter type, in the order messages give them.
+var ParamTypes = []ParamType{ParamString, ParamInt, ParamSecret, ParamDockerImage, ParamCommit, ParamBlob}
+
+// ValueKey is the key of a parameter value of type t: dockerImageTag for a
+// dockerImage parameter, the type's name for the others.
+func (t ParamType) ValueKey() string {
+	if t == ParamDockerImage {
+		return "dockerImageTag"
+	}
+	return string(t)
+}
+
+// ValueForm is how a value of type t is written, for hints.
+func (t ParamType) ValueForm() string {
+	switch t {
+	case ParamInt:
+		return "int: N"
+	case ParamSecret:
+		return "secret: {secretRef: {key: KEY}}"
+	case ParamDockerImage:
+		return "dockerImageTag: TAG"
+	case ParamCommit:
+		return "commit: SHA"
+	case ParamBlob:
+		return "blob: {inlined: TEXT}"
+	}
+	return "string: TEXT"
+}
 
 // Parameter is a declared parameter of a runtime or a service.
 type Parameter struct {
@@ -212,8 +258,20 @@ type Parameter struct {
 	Required    bool
 	Type        ParamType
 	// Default is the default value in its text form (ints formatted in
-	// decimal); nil when there is none.
+	// decimal; a dockerImage's defaultTag); nil when there is none.
 	Default *string
+	// DockerImage is where a dockerImage parameter's image is: its value
+	// is a tag of DockerImage.ImageRepository in DockerImage's registry.
+	DockerImage *ImageRegistryInfo
+	// Commit names the repository and branch of a commit parameter, as
+	// written (shown to people; pvnbot does not fetch them).
+	Commit *CommitSource
+}
+
+// CommitSource is the body of a commit parameter.
+type CommitSource struct {
+	Repository string
+	Branch     string
 }
 
 // ParameterValue is a value given to a parameter by a service.
@@ -222,10 +280,11 @@ type ParameterValue struct {
 	Name    string
 	Type    ParamType
 	NamePos Pos
-	TypePos Pos // of the string, int or secret key
-	// Value is the value in text form (for strings, a template rendered with
-	// the service's parameters). For secrets it is the secret's key: the
-	// value itself is looked up by the bot, never written in a repository.
+	TypePos Pos // of the string, int, secret, dockerImageTag, commit or blob key
+	// Value is the value in text form (for strings, dockerImage tags,
+	// commits and blobs, a template rendered with the service's
+	// parameters). For secrets it is the secret's key: the value itself is
+	// looked up by the bot, never written in a repository.
 	Value Text
 	// SecretVersion is the optional version of a secret value.
 	SecretVersion string
@@ -254,6 +313,7 @@ type RuntimeLink struct {
 	Pos        Pos
 	Runtime    string
 	Name       string
+	Type       string // EXTENSION, the only type, when written
 	RuntimePos Pos
 	NamePos    Pos // of the name key; RuntimePos when defaulted
 }
@@ -272,7 +332,8 @@ type ReleaseChannelStable struct {
 	Pos            Pos // of the releaseChannel key
 }
 
-// ManualApproval holds until MinApprovers distinct people approved.
+// ManualApproval holds until MinApprovers distinct people approved
+// (minApprovers: 0, or none, is one).
 type ManualApproval struct {
 	Name         string
 	Description  string
@@ -289,9 +350,11 @@ type Service struct {
 	NamePos              Pos
 	ApplicationPos       Pos
 	RuntimeConnectionPos Pos
-	CustomRuntime        CustomRuntimeValues
+	CustomRuntime        CustomRuntimeValues // `customRuntime:` or its alias `runtimeExtension:`
 	Parameters           []Parameter
 	PerReleaseChannel    []ReleaseChannelOverride
+	// refused: another kind of service (reported), not checked further.
+	refused bool
 }
 
 // CustomRuntimeValues is `service.customRuntime`.
@@ -300,10 +363,13 @@ type CustomRuntimeValues struct {
 	ParameterValues []ParameterValue
 }
 
-// ReleaseChannelOverride replaces parameter values in one channel.
+// ReleaseChannelOverride replaces parameter values, and the runtime
+// connection when given, in one channel.
 type ReleaseChannelOverride struct {
-	Pos               Pos
-	ReleaseChannel    string
-	ReleaseChannelPos Pos
-	CustomRuntime     CustomRuntimeValues
+	Pos                  Pos
+	ReleaseChannel       string
+	ReleaseChannelPos    Pos
+	RuntimeConnection    string // empty: the service's
+	RuntimeConnectionPos Pos
+	CustomRuntime        CustomRuntimeValues
 }

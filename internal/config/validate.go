@@ -21,7 +21,8 @@ type Linked struct {
 // It returns every problem found as an Errors, or nil.
 //
 // The set is expected to come from a Load function or Parse: problems they
-// report (missing names, bad types) are not reported again.
+// report (missing names, bad types) are not reported again. What does not
+// make the set invalid is added to s.Warnings instead.
 func (s *Set) Validate(linked *Linked) error {
 	v := &validator{set: s, linked: linked, runtimes: map[string]*Runtime{}, apps: map[string]*Application{}}
 	for _, r := range s.Runtimes {
@@ -39,7 +40,9 @@ func (s *Set) Validate(linked *Linked) error {
 		v.apps[a.Name] = a
 	}
 	for _, r := range s.Runtimes {
-		v.runtime(r)
+		if !r.refused {
+			v.runtime(r)
+		}
 	}
 	for _, a := range s.Applications {
 		v.application(a)
@@ -52,7 +55,12 @@ func (s *Set) Validate(linked *Linked) error {
 			continue
 		}
 		services[k] = svc
-		v.service(svc)
+		if !svc.refused {
+			v.service(svc)
+		}
+	}
+	if len(v.warns) > 0 {
+		s.Warnings = append(s.Warnings, v.warns...).sorted()
 	}
 	return v.errs.orNil()
 }
@@ -63,10 +71,15 @@ type validator struct {
 	runtimes map[string]*Runtime
 	apps     map[string]*Application
 	errs     Errors
+	warns    Errors
 }
 
 func (v *validator) errorf(p Pos, format string, args ...any) {
 	v.errs = append(v.errs, &Error{Pos: p, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) warnf(p Pos, format string, args ...any) {
+	v.warns = append(v.warns, &Error{Pos: p, Msg: fmt.Sprintf(format, args...), Severity: SeverityWarning})
 }
 
 func known(kind string, names []string) string {
@@ -126,14 +139,19 @@ func (v *validator) job(who string, j *Job, local bool, params map[string]*Param
 	case !local && p.Image.Value == "" && p.ImageTag.Value == "":
 		v.errorf(p.Pos, "%s: program needs image, or imageTag with imageRegistryInfo, to run on Kubernetes", who)
 	}
-	if r := p.ImageRegistryInfo; r != nil && v.linked != nil && r.ContainerRegistry != "" && !slices.Contains(v.linked.ContainerRegistries, r.ContainerRegistry) {
-		v.errorf(r.ContainerRegistryPos, "%s: container registry %q is not linked (the bot's containerRegistries: %s)",
-			who, r.ContainerRegistry, listOrNone(v.linked.ContainerRegistries))
-	}
+	v.registry(who, p.ImageRegistryInfo)
 	for _, t := range slices.Concat(p.Entrypoint, p.Cmd, []Text{p.WorkingDirectory, p.Image, p.ImageTag}) {
 		v.template(who, t, params)
 	}
 	v.env(who, p.Env, local, params)
+}
+
+// registry checks that an imageRegistryInfo names a linked registry.
+func (v *validator) registry(who string, r *ImageRegistryInfo) {
+	if r != nil && v.linked != nil && r.ContainerRegistry != "" && !slices.Contains(v.linked.ContainerRegistries, r.ContainerRegistry) {
+		v.errorf(r.ContainerRegistryPos, "%s: container registry %q is not linked (the bot's containerRegistries: %s)",
+			who, r.ContainerRegistry, listOrNone(v.linked.ContainerRegistries))
+	}
 }
 
 func (v *validator) env(who string, env []EnvVar, local bool, params map[string]*Parameter) {
@@ -189,6 +207,12 @@ func (v *validator) ref(who string, p Pos, r ref, params map[string]*Parameter) 
 		v.errorf(p, "%s: unknown builtin .Builtins.%s (want one of: %s)", who, r.name, strings.Join(builtins, ", "))
 	case !r.builtin && params[r.name] == nil:
 		v.errorf(p, "%s: template references undeclared parameter %q (declared: %s)", who, r.name, listOrNone(sortedKeys(params)))
+	case r.builtin || r.field == "":
+	case params[r.name].Type != ParamDockerImage:
+		v.errorf(p, "%s: template references .Params.%s.%s, but parameter %q is of type %s: only dockerImage parameters have a field (.Tag)",
+			who, r.name, r.field, r.name, params[r.name].Type)
+	case r.field != "Tag":
+		v.errorf(p, "%s: template references .Params.%s.%s: a dockerImage parameter is the full image reference, and has one field, .Tag", who, r.name, r.field)
 	}
 }
 
@@ -204,9 +228,18 @@ func (v *validator) parameters(who string, params []Parameter, service bool) map
 			continue
 		}
 		out[p.Name] = p
+		v.registry(who, p.DockerImage)
 		if service && p.Required && p.Default == nil {
-			v.errorf(p.NamePos, "%s: required parameter %q needs a defaultValue: nothing else can set a service parameter", who, p.Name)
+			v.errorf(p.NamePos, "%s: required parameter %q needs a %s: nothing else can set a service parameter", who, p.Name, defaultKey(p.Type))
 		}
 	}
 	return out
+}
+
+// defaultKey is the key of a parameter's default value.
+func defaultKey(t ParamType) string {
+	if t == ParamDockerImage {
+		return "defaultTag"
+	}
+	return "defaultValue"
 }

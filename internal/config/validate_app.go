@@ -124,7 +124,7 @@ func (v *validator) service(svc *Service) {
 				v.errorf(pv.NamePos, "%s: duplicate value for parameter %q (also at line %d)", who, pv.Name, line)
 			}
 			seen[pv.Name] = pv.NamePos.Line
-			if pv.Type == ParamString {
+			if pv.Type != ParamInt && pv.Type != ParamSecret {
 				v.template(who, pv.Value, params)
 			}
 		}
@@ -154,20 +154,25 @@ func (v *validator) service(svc *Service) {
 	}
 	for i := range a.ReleaseChannels {
 		ch := &a.ReleaseChannels[i]
-		if _, ok := svc.Connection(ch); ok {
+		conn, connPos := svc.RuntimeConnectionFor(ch.Name)
+		if link, ok := svc.Connection(ch); ok {
+			if conn != "" && link.Name != conn {
+				v.warnf(connPos, "%s: runtimeConnection %q names no runtime connection of release channel %q of application %q: its only runtime, %q, is used",
+					who, conn, ch.Name, a.Name, link.Runtime)
+			}
 			continue
 		}
 		names := connectionNames(ch)
 		conns := strings.Join(names, ", ")
-		if svc.RuntimeConnection == "" {
+		if conn == "" {
 			if len(names) < 2 {
 				continue // duplicate connection names, reported with the application
 			}
 			v.errorf(svc.NamePos, "%s: runtimeConnection is required: release channel %q of application %q has several runtime connections (%s)",
 				who, ch.Name, a.Name, conns)
 		} else {
-			v.errorf(svc.RuntimeConnectionPos, "%s: unknown runtime connection %q in release channel %q of application %q (known: %s)",
-				who, svc.RuntimeConnection, ch.Name, a.Name, conns)
+			v.errorf(connPos, "%s: unknown runtime connection %q in release channel %q of application %q (known: %s)",
+				who, conn, ch.Name, a.Name, conns)
 		}
 		return
 	}
@@ -185,7 +190,10 @@ func channelNames(a *Application) []string {
 // values checks the service's parameter values in each release channel
 // against the parameters of the runtime it uses there.
 func (v *validator) values(who string, svc *Service, a *Application) {
-	type missingKey struct{ runtime, param string }
+	type missingKey struct {
+		runtime, param string
+		typ            ParamType
+	}
 	missing := map[missingKey][]string{}
 	var order []missingKey
 	for i := range a.ReleaseChannels {
@@ -195,7 +203,7 @@ func (v *validator) values(who string, svc *Service, a *Application) {
 			continue
 		}
 		r := v.runtimes[link.Runtime]
-		if r == nil {
+		if r == nil || r.refused {
 			continue
 		}
 		given := map[string]bool{}
@@ -207,13 +215,13 @@ func (v *validator) values(who string, svc *Service, a *Application) {
 				v.errorf(pv.NamePos, "%s: parameter %q is not declared by runtime %q (declared: %s)",
 					who, pv.Name, r.Name, listOrNone(paramNames(r.Custom.Parameters)))
 			case p.Type != "" && pv.Type != p.Type:
-				v.errorf(pv.TypePos, "%s: parameter %q of runtime %q is of type %s, got %s %s value",
-					who, pv.Name, r.Name, p.Type, article(string(pv.Type)), pv.Type)
+				v.errorf(pv.TypePos, "%s: parameter %q of runtime %q is of type %s, got %s %s value (want %s)",
+					who, pv.Name, r.Name, p.Type, article(pv.Type.ValueKey()), pv.Type.ValueKey(), p.Type.ValueForm())
 			}
 		}
 		for _, p := range r.Custom.Parameters {
 			if p.Required && p.Default == nil && !given[p.Name] {
-				k := missingKey{r.Name, p.Name}
+				k := missingKey{r.Name, p.Name, p.Type}
 				if missing[k] == nil {
 					order = append(order, k)
 				}
@@ -226,8 +234,8 @@ func (v *validator) values(who string, svc *Service, a *Application) {
 		at = svc.NamePos
 	}
 	for _, k := range order {
-		v.errorf(at, "%s: no value for required parameter %q of runtime %q (%s %s)",
-			who, k.param, k.runtime, pluralWord(len(missing[k]), "release channel"), strings.Join(missing[k], ", "))
+		v.errorf(at, "%s: no value for required parameter %q of runtime %q (%s %s): give it one in the service's customRuntime.parameterValues or perReleaseChannel (%s), or a %s in the runtime",
+			who, k.param, k.runtime, pluralWord(len(missing[k]), "release channel"), strings.Join(missing[k], ", "), k.typ.ValueForm(), defaultKey(k.typ))
 	}
 }
 

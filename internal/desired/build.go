@@ -238,16 +238,18 @@ type connectionLink struct{ config.RuntimeLink }
 func (l connectionLink) connection() string { return cmp.Or(l.Name, l.Runtime) }
 
 // resolveConnection picks the channel's runtime for svc: the one named by
-// runtimeConnection, or the channel's only one.
+// runtimeConnection (the channel's own in perReleaseChannel, else the
+// service's), or the channel's only one, even when the name given is not
+// its (config validation warns).
 func resolveConnection(tb *targetBuild, svc *config.Service, ch *config.ReleaseChannel) (connectionLink, bool) {
-	if svc.RuntimeConnection != "" {
+	if conn, _ := svc.RuntimeConnectionFor(ch.Name); conn != "" && len(ch.Runtimes) != 1 {
 		for _, l := range ch.Runtimes {
-			if (connectionLink{l}).connection() == svc.RuntimeConnection {
+			if (connectionLink{l}).connection() == conn {
 				return connectionLink{l}, true
 			}
 		}
 		tb.errorf(svc.Pos, "runtimeConnection %q: release channel %s has no such runtime connection (it has %s)",
-			svc.RuntimeConnection, ch.Name, connectionNames(ch))
+			conn, ch.Name, connectionNames(ch))
 		return connectionLink{}, false
 	}
 	switch len(ch.Runtimes) {
@@ -304,9 +306,11 @@ func policy(c *config.CustomRuntime) Policy {
 		p.FetchMode = cmp.Or(f.FetchMode, config.FetchModeExitCode)
 		p.FetchPollInterval = cmp.Or(f.PollInterval, p.FetchPollInterval)
 		p.SteadyStatePollInterval = cmp.Or(f.SteadyStatePollInterval, p.SteadyStatePollInterval)
+		p.FetchRetry = retryOf(f.RetryPolicy, 0)
 	}
 	if g := c.GetInfo; g != nil {
 		p.GetInfoPollInterval = cmp.Or(g.PollInterval, p.GetInfoPollInterval)
+		p.GetInfoRetry = retryOf(g.RetryPolicy, config.DefaultFetchPollInterval)
 	}
 	p.Retry.BaseInterval = cmp.Or(p.Retry.BaseInterval, p.FetchPollInterval)
 	p.Retry.MaxInterval = cmp.Or(p.Retry.MaxInterval, config.DefaultRetryMaxInterval)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/runner"
 )
 
@@ -246,6 +247,14 @@ func (d *differ) policy(o, n *Policy) {
 	d.add("policy.retry.maxInterval", dur(o.Retry.MaxInterval), dur(n.Retry.MaxInterval))
 	d.add("policy.retry.maxAttempts", strconv.Itoa(o.Retry.MaxAttempts), strconv.Itoa(n.Retry.MaxAttempts))
 	d.add("policy.retryableExitCodes", fmt.Sprint(o.RetryableExitCodes), fmt.Sprint(n.RetryableExitCodes))
+	for _, r := range []struct {
+		name string
+		o, n config.RetryPolicy
+	}{{"fetchRetry", o.FetchRetry, n.FetchRetry}, {"getInfoRetry", o.GetInfoRetry, n.GetInfoRetry}} {
+		d.add("policy."+r.name+".baseInterval", dur(r.o.BaseInterval), dur(r.n.BaseInterval))
+		d.add("policy."+r.name+".maxInterval", dur(r.o.MaxInterval), dur(r.n.MaxInterval))
+		d.add("policy."+r.name+".maxAttempts", strconv.Itoa(r.o.MaxAttempts), strconv.Itoa(r.n.MaxAttempts))
+	}
 	d.add("policy.requireApprovalBeforeApply", strconv.FormatBool(o.RequireApprovalBeforeApply), strconv.FormatBool(n.RequireApprovalBeforeApply))
 }
 

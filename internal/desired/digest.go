@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/runner"
 )
 
@@ -52,6 +53,16 @@ func appendDigestInput(buf []byte, t *Target, ps *params) []byte {
 		w.int(int64(c))
 	}
 	w.bool(p.RequireApprovalBeforeApply)
+	// Written only when set, so that the targets of runtimes without them
+	// keep the digests they had before these fields existed.
+	if p.FetchRetry != (config.RetryPolicy{}) || p.GetInfoRetry != (config.RetryPolicy{}) {
+		w.str("retry")
+		for _, r := range []config.RetryPolicy{p.FetchRetry, p.GetInfoRetry} {
+			w.dur(r.BaseInterval)
+			w.dur(r.MaxInterval)
+			w.int(int64(r.MaxAttempts))
+		}
+	}
 
 	w.count(len(t.Preconditions))
 	for _, pc := range t.Preconditions {

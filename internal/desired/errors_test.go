@@ -79,8 +79,12 @@ func TestBuildErrors(t *testing.T) {
 			want: []string{"services/svc.pvn.yaml:1:3: app/svc/staging: runtimeConnection is required: release channel staging has several runtimes (rt, vm)"},
 		},
 		"unknown runtimeConnection": {
-			change: func(set *config.Set) { set.Services[0].RuntimeConnection = "vm" },
-			want:   []string{"services/svc.pvn.yaml:1:3: app/svc/staging: runtimeConnection \"vm\": release channel staging has no such runtime connection (it has rt)"},
+			change: func(set *config.Set) {
+				set.Runtimes = append(set.Runtimes, seedRuntime("vm"))
+				set.Applications[0] = seedApp("app", "rt", "vm")
+				set.Services[0].RuntimeConnection = "gpu"
+			},
+			want: []string{"services/svc.pvn.yaml:1:3: app/svc/staging: runtimeConnection \"gpu\": release channel staging has no such runtime connection (it has rt, vm)"},
 		},
 		"unknown runtime": {
 			change: func(set *config.Set) { set.Runtimes = nil },

@@ -12,8 +12,39 @@ import (
 // param is the final value of one runtime parameter for a target.
 type param struct {
 	name   string
-	value  string
+	value  string // a dockerImage's is the full image reference
 	secret bool
+	image  bool   // a dockerImage parameter
+	tag    string // a dockerImage's tag
+}
+
+// imageParam is what templates see of a dockerImage parameter:
+// {{.Params.x}} is the full image reference, {{.Params.x.Tag}} the tag.
+type imageParam struct {
+	Ref string
+	Tag string
+}
+
+func (p imageParam) String() string { return p.Ref }
+
+// imageRef is <registry url>/<imageRepository>:<tag>. An unknown registry
+// is left as its name: config validation reports it.
+func imageRef(info *config.ImageRegistryInfo, tag string, registries map[string]string) string {
+	if info == nil {
+		return tag
+	}
+	ref := info.ImageRepository
+	reg := info.ContainerRegistry
+	if url, ok := registries[reg]; ok {
+		reg = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(url, "https://"), "http://"), "/")
+	}
+	if reg != "" {
+		ref = reg + "/" + ref
+	}
+	if tag != "" {
+		ref += ":" + tag
+	}
+	return ref
 }
 
 // params are a target's runtime parameters and the data their templates
@@ -23,7 +54,7 @@ type param struct {
 // real holds the secret values and is only used for env values.
 type params struct {
 	list           []param // in the runtime's declaration order
-	pub, alt, real map[string]string
+	pub, alt, real map[string]any
 	hasSecrets     bool
 }
 
@@ -42,12 +73,20 @@ type given struct {
 }
 
 func (b *builder) resolveParams(tb *targetBuild, svc *config.Service, ch *config.ReleaseChannel, rt *config.Runtime, bi builtins) *params {
-	svcData := tmplData{Params: make(map[string]string, len(svc.Parameters)), Builtins: bi}
+	svcData := tmplData{Params: make(map[string]any, len(svc.Parameters)), Builtins: bi}
 	for _, p := range svc.Parameters {
 		switch {
 		case p.Type == config.ParamSecret:
 			// A service parameter has no way to receive a secret value: leave
 			// it out, so a reference to it fails loudly.
+		case p.Type == config.ParamDockerImage:
+			tag := ""
+			if p.Default != nil {
+				tag = *p.Default
+			} else if p.Required {
+				tb.errorf(p.Pos, "service parameter %s is required and has no value", p.Name)
+			}
+			svcData.Params[p.Name] = imageParam{Ref: imageRef(p.DockerImage, tag, b.opts.Registries), Tag: tag}
 		case p.Default != nil:
 			svcData.Params[p.Name] = *p.Default
 		case p.Required:
@@ -80,7 +119,7 @@ func (b *builder) resolveParams(tb *targetBuild, svc *config.Service, ch *config
 				continue
 			}
 			g := given{pv: pv, value: pv.Value.Value}
-			if d.Type == config.ParamString {
+			if d.Type != config.ParamInt && d.Type != config.ParamSecret {
 				v, err := b.tmpl.render("parameterValues."+pv.Name, pv.Value.Value, &svcData)
 				if err != nil {
 					tb.errorf(pv.Value.Pos, "%v", err)
@@ -101,7 +140,7 @@ func (b *builder) resolveParams(tb *targetBuild, svc *config.Service, ch *config
 	ps := &params{list: make([]param, 0, len(decls))}
 	for i := range decls {
 		d := &decls[i]
-		p := param{name: d.Name, secret: d.Type == config.ParamSecret}
+		p := param{name: d.Name, secret: d.Type == config.ParamSecret, image: d.Type == config.ParamDockerImage}
 		g, ok := set[d.Name]
 		switch {
 		case ok && p.secret:
@@ -112,6 +151,10 @@ func (b *builder) resolveParams(tb *targetBuild, svc *config.Service, ch *config
 			p.value = *d.Default
 		case d.Required:
 			tb.errorf(svc.Pos, "parameter %s of runtime %s is required and has no value (declared at %s)", d.Name, rt.Name, d.Pos)
+		}
+		if p.image {
+			p.tag = p.value
+			p.value = imageRef(d.DockerImage, p.tag, b.opts.Registries)
 		}
 		if d.Type == config.ParamInt && p.value != "" {
 			if _, err := strconv.ParseInt(p.value, 10, 64); err != nil {
@@ -151,11 +194,14 @@ func (b *builder) lookupSecret(tb *targetBuild, name string, pv *config.Paramete
 }
 
 func (ps *params) fillData() {
-	ps.pub = make(map[string]string, len(ps.list))
+	ps.pub = make(map[string]any, len(ps.list))
 	for _, p := range ps.list {
-		if p.secret && p.value != "" {
+		switch {
+		case p.secret && p.value != "":
 			ps.pub[p.name] = secretMarkerA
-		} else {
+		case p.image:
+			ps.pub[p.name] = imageParam{Ref: p.value, Tag: p.tag}
+		default:
 			ps.pub[p.name] = p.value
 		}
 	}

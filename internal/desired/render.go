@@ -14,7 +14,9 @@ import (
 
 // tmplData is what templates see: {{.Params.NAME}} and {{.Builtins.X}}.
 type tmplData struct {
-	Params   map[string]string
+	// Params holds a string per parameter, or an imageParam for a
+	// dockerImage parameter.
+	Params   map[string]any
 	Builtins builtins
 }
 
@@ -175,27 +177,14 @@ func dupOf(env []runner.EnvVar, name string) bool {
 }
 
 // image is program.image, else <registry url>/<imageRepository>:<imageTag>.
-// An unknown registry is left as its name: config validation reports it.
 func (r *renderer) image(action string, p *config.Program) string {
 	if p.Image.Value != "" {
 		return r.public(action+".image", p.Image)
 	}
-	info := p.ImageRegistryInfo
-	if info == nil {
+	if p.ImageRegistryInfo == nil {
 		return ""
 	}
-	ref := info.ImageRepository
-	reg := info.ContainerRegistry
-	if url, ok := r.registries[reg]; ok {
-		reg = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(url, "https://"), "http://"), "/")
-	}
-	if reg != "" {
-		ref = reg + "/" + ref
-	}
-	if tag := r.public(action+".imageTag", p.ImageTag); tag != "" {
-		ref += ":" + tag
-	}
-	return ref
+	return imageRef(p.ImageRegistryInfo, r.public(action+".imageTag", p.ImageTag), r.registries)
 }
 
 // job renders one of the runtime's jobs; the caller fills in the names.
@@ -220,6 +209,7 @@ func (r *renderer) job(action runner.Action, j config.Job, base []runner.EnvVar)
 		}
 	}
 	env = r.env(env, prefix+".env", j.Env)
+	s.Timeout = j.Timeout
 	s.Env = mergeEnv(env, runner.EnvVar{Name: "PVN_ACTION", Value: prefix}, base)
 	return s
 }

@@ -68,6 +68,14 @@ type Policy struct {
 	Retry              config.RetryPolicy
 	RetryableExitCodes []int
 
+	// FetchRetry is the backoff after a failed fetch, as fetch's
+	// retryPolicy gives it; zero fields: from FetchPollInterval, doubling
+	// up to Retry.MaxInterval, unlimited.
+	FetchRetry config.RetryPolicy
+	// GetInfoRetry is the backoff after a failed getInfo; zero
+	// BaseInterval: no retry, the next getInfo runs at GetInfoPollInterval.
+	GetInfoRetry config.RetryPolicy
+
 	RequireApprovalBeforeApply bool
 }
 

@@ -82,6 +82,9 @@ type target struct {
 	holdsSlot bool // an apply to resume after a restart already holds a slot
 	lostApply bool // fetch decides about an apply whose result a restart lost
 	reported  visible
+	// infoFailures counts the getInfo runs failed in a row (not kept
+	// across restarts), for getInfo's retryPolicy.
+	infoFailures int
 
 	// approvals are those of the current desired state, as the commit
 	// that brought it: the engine's decisions read them from here, not

@@ -165,6 +165,35 @@ func retryMax(p desired.Policy) time.Duration {
 	return orDefault(p.Retry.MaxInterval, config.DefaultRetryMaxInterval)
 }
 
+// fetchRetryBase and fetchRetryMax bound the backoff after failed fetches:
+// fetch's retryPolicy, else from pollInterval up to apply's maxInterval.
+func fetchRetryBase(p desired.Policy) time.Duration {
+	return orDefault(p.FetchRetry.BaseInterval, pollInterval(p))
+}
+
+func fetchRetryMax(p desired.Policy) time.Duration {
+	return orDefault(p.FetchRetry.MaxInterval, retryMax(p))
+}
+
+// nextInfo is how long until the next getInfo of t: after a failure, while
+// getInfo's retryPolicy allows, its backoff (never longer than
+// pollInterval); else pollInterval.
+func (t *target) nextInfo(failed bool) time.Duration {
+	p := t.st.Target.Policy
+	every := infoInterval(p)
+	if !failed {
+		t.infoFailures = 0
+		return every
+	}
+	t.infoFailures++
+	r := p.GetInfoRetry
+	if r.BaseInterval <= 0 || (r.MaxAttempts > 0 && t.infoFailures > r.MaxAttempts) {
+		return every
+	}
+	d := backoff(t.st.Key().String()+"/getInfo", r.BaseInterval, orDefault(r.MaxInterval, config.DefaultRetryMaxInterval), t.infoFailures)
+	return min(d, every)
+}
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d

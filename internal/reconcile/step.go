@@ -243,14 +243,16 @@ func (e *Engine) finish(j *job, res runner.Result, runErr error) *job {
 		}
 	case runner.ActionGetInfo:
 		st.LastGetInfo = out
+		failed := true
 		if outputs, perr := parseInfo(res.Stdout); ran && out.ExitCode == 0 && perr == nil {
 			st.Info, st.InfoAt = outputs, now
+			failed = false
 		} else if ran && out.ExitCode == 0 {
 			j.run.Error = perr.Error()
 			st.LastGetInfo.Error = perr.Error()
 		}
 		if st.Status != store.StatusDeleted {
-			st.NextInfoDue = now.Add(infoInterval(st.Target.Policy))
+			st.NextInfoDue = now.Add(t.nextInfo(failed))
 		}
 	}
 	e.reschedule(t)
@@ -305,8 +307,14 @@ func (e *Engine) fetched(t *target, res runner.Result, out store.Outcome, now ti
 	switch v {
 	case verdictError:
 		st.FetchFailures++
-		st.NextDue = now.Add(backoff(st.Key().String(), pollInterval(p), retryMax(p), st.FetchFailures))
-		e.setStatus(t, store.StatusFailed, "fetch failed: "+msg, now)
+		msg = "fetch failed: " + msg
+		if n := p.FetchRetry.MaxAttempts; n > 0 && st.FetchFailures >= n {
+			msg += fmt.Sprintf("; gave up after %d attempts", st.FetchFailures)
+			st.NextDue = time.Time{}
+		} else {
+			st.NextDue = now.Add(backoff(st.Key().String(), fetchRetryBase(p), fetchRetryMax(p), st.FetchFailures))
+		}
+		e.setStatus(t, store.StatusFailed, msg, now)
 		return nil
 	case verdictConverged:
 		e.converged(t, "", now)

@@ -27,7 +27,6 @@ type Delivery struct {
 	NextAttempt time.Time
 }
 
-
 // RecordDelivery stores a webhook delivery before it is acknowledged.
 // isNew is false when a delivery with that ID was recorded before: it is
 // left as it was and must not be processed again.

@@ -102,6 +102,11 @@ func readBlob(g *git.Repository, h plumbing.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readObject(obj)
+}
+
+// readObject reads an object's content whole.
+func readObject(obj plumbing.EncodedObject) ([]byte, error) {
 	rd, err := obj.Reader()
 	if err != nil {
 		return nil, err

@@ -128,6 +128,18 @@ func (w *Worktrees) Acquire(ctx context.Context, commit string) (dir string, rel
 
 // known reports whether commit is the full hash of a checkout being
 // written, in use or kept: it was resolved when that checkout was made.
+// Prepare writes the checkout of commit in the background, unless it is
+// there already, and keeps it as a released one: the first job at that
+// commit then finds it ready, or waits for less. Errors are left to that
+// job's Acquire.
+func (w *Worktrees) Prepare(ctx context.Context, commit string) {
+	go func() {
+		if _, release, err := w.Acquire(ctx, commit); err == nil {
+			release()
+		}
+	}()
+}
+
 func (w *Worktrees) known(commit string) bool {
 	if !isFullHash(commit) {
 		return false
@@ -294,7 +306,7 @@ func (w *Worktrees) writeDir(ctx context.Context, dir *node, path string) error 
 			if n.mode == filemode.Executable {
 				perm = 0o755
 			}
-			if err := w.repo.do(func(g *git.Repository) error { return writeBlob(g, n.hash, p, perm) }); err != nil {
+			if err := w.writeFile(n, p, perm); err != nil {
 				return fmt.Errorf("write %s: %w", p, err)
 			}
 		}
@@ -302,11 +314,34 @@ func (w *Worktrees) writeDir(ctx context.Context, dir *node, path string) error 
 	return nil
 }
 
-func writeBlob(g *git.Repository, h plumbing.Hash, path string, perm os.FileMode) error {
-	obj, err := g.Storer.EncodedObject(plumbing.BlobObject, h)
-	if err != nil {
+// smallBlob is the size up to which a file's content is read whole under
+// the repository's lock and written after it is released, so that other
+// reads of the repository (a commit's configs being loaded) need not wait
+// for the file system; larger files are streamed under the lock.
+const smallBlob = 1 << 20
+
+func (w *Worktrees) writeFile(n *node, path string, perm os.FileMode) error {
+	var data []byte
+	streamed := false
+	err := w.repo.do(func(g *git.Repository) error {
+		obj, err := g.Storer.EncodedObject(plumbing.BlobObject, n.hash)
+		if err != nil {
+			return err
+		}
+		if obj.Size() > smallBlob {
+			streamed = true
+			return writeBlob(obj, path, perm)
+		}
+		data, err = readObject(obj)
+		return err
+	})
+	if err != nil || streamed {
 		return err
 	}
+	return os.WriteFile(path, data, perm)
+}
+
+func writeBlob(obj plumbing.EncodedObject, path string, perm os.FileMode) error {
 	rd, err := obj.Reader()
 	if err != nil {
 		return err

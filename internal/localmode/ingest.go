@@ -32,6 +32,9 @@ type branchWalker struct {
 	store    store.Store // the repository's: its ingest log
 	ingest   *ingest.Repo
 	progress *Progress
+	// prepare starts writing the checkout of a commit, for the jobs that
+	// follow its ingestion.
+	prepare func(sha string)
 }
 
 func newBranchWalker(git gitRepo, name, branch string, l links.Links, st store.Store, engine *reconcile.Engine, progress *Progress) *branchWalker {
@@ -58,6 +61,10 @@ func (w *branchWalker) catchUp(ctx context.Context) error {
 	commits, err := w.git.Log(last, head)
 	if err != nil {
 		return fmt.Errorf("list commits of %s: %w", w.branch, err)
+	}
+	if w.prepare != nil {
+		// While the commits are ingested: jobs run at the newest.
+		w.prepare(head)
 	}
 	for _, sha := range commits {
 		if err := ctx.Err(); err != nil {

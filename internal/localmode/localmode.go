@@ -162,6 +162,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		opts: opts, engine: engine, progress: progress,
 		walker: newBranchWalker(repo, repoDir, opts.Branch, opts.Links, st, engine, progress),
 	}
+	m.walker.prepare = func(sha string) { worktrees.Prepare(ctx, sha) }
 	progress.Note("watching %s branch %s; state in %s", repoDir, opts.Branch, opts.StatePath)
 	return m.run(ctx)
 }

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -439,8 +440,8 @@ func (e *Engine) Target(key desired.Key) (store.TargetState, bool) {
 func (e *Engine) lostRun(t *target, note string) {
 	r := t.st.Running
 	e.w.queueRun(store.JobRun{
-		ID: r.RunID, Key: t.st.Key(), Action: r.Action, Commit: t.st.Target.Commit,
-		Digest: r.Digest, Started: r.Started, ExitCode: -1, Note: note,
+		ID: r.RunID, Key: t.st.Key(), Action: r.Action, Commit: cmp.Or(r.Commit, t.st.Target.Commit),
+		Digest: r.Digest, Started: r.Started, ExitCode: -1, ApprovedBy: r.ApprovedBy, Note: joinNote(r.Note, note),
 	})
 }
 

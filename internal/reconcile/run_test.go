@@ -259,3 +259,27 @@ func TestSlotFreedWhileTheNextInLineRunsGetInfo(t *testing.T) {
 		t.Fatalf("b never got the slot a freed while b's getInfo ran: %s", w.status(key("b", "staging")))
 	}
 }
+
+// A bot killed during an apply leaves no record of the run but the target's
+// run in flight: the next start writes the run's record from it, approvers
+// and note included, and fetch decides.
+func TestRestartRecordsTheLostApplyFromTheTarget(t *testing.T) {
+	w := newWorld(t)
+	tg := tgt("api", "production", withFetch, manualApproval(false, 1))
+	tg.Commit = "c9"
+	started := t0.Add(-time.Minute)
+	require.NoError(t, w.store.SaveTarget(w.ctx, store.TargetState{
+		Target: tg, Status: store.StatusApplying, DesiredSeq: 1, LatestSeq: 1, ApplyStartedAt: started,
+		Running: store.RunRef{RunID: "lost-1", Action: apply, Commit: "c9", Digest: tg.Digest, Started: started, ApprovedBy: []string{"alice"}, Note: "new desired state"},
+	}))
+	w.runner.exits(apiProd, fetch, 0)
+	w.restart()
+	w.settle()
+	assert.Equal(t, store.StatusConverged, w.status(apiProd))
+	run, err := w.store.Run(w.ctx, "lost-1")
+	require.NoError(t, err)
+	assert.Equal(t, store.JobRun{
+		ID: "lost-1", Key: apiProd, Action: apply, Commit: "c9", Digest: tg.Digest, Started: started, ExitCode: -1,
+		ApprovedBy: []string{"alice"}, Note: "new desired state; result not recorded (bot restarted): fetch decides",
+	}, run)
+}

@@ -119,10 +119,11 @@ func (e *Engine) gate(t *target, why string, now time.Time) *job {
 	return e.startApply(t, approvers, why, "", now)
 }
 
-// startApply queues the records of the apply run, of the approvals it uses
-// up and of the target as APPLYING; the caller makes them durable (flush),
-// in one commit, before the job starts. runID is reused when resuming after
-// a restart.
+// startApply queues the records of the target as APPLYING, with the run in
+// flight (what a restart needs to resolve it), and of the approvals it uses
+// up; the caller makes them durable (flush), in one commit, before the job
+// starts. The run's own record is written when it ends. runID is reused
+// when resuming after a restart.
 func (e *Engine) startApply(t *target, approvers []string, note, runID string, now time.Time) *job {
 	st := &t.st
 	if runID == "" {
@@ -130,11 +131,13 @@ func (e *Engine) startApply(t *target, approvers []string, note, runID string, n
 	}
 	j := e.newJob(t, runner.ActionApply, runID, now)
 	j.run.ApprovedBy, j.run.Note = approvers, note
-	e.w.queueRun(j.run)
 	if needsApproval, _, every := approvalRule(st.Target); needsApproval && every {
 		e.consumeApprovals(t, runID)
 	}
-	st.Running = store.RunRef{RunID: runID, Action: runner.ActionApply, Digest: st.Target.Digest, Started: now}
+	st.Running = store.RunRef{
+		RunID: runID, Action: runner.ActionApply, Commit: st.Target.Commit, Digest: st.Target.Digest, Started: now,
+		ApprovedBy: approvers, Note: note,
+	}
 	st.ApplyStartedAt = now
 	st.AppliedDigest = "" // what is out there is no longer known to be any desired state
 	st.QueueSeq = 0
@@ -170,11 +173,11 @@ func (e *Engine) resumeApply(t *target, now time.Time) *job {
 	return e.startApply(t, nil, "re-run: previous apply's result was not recorded", st.Running.RunID, now)
 }
 
-// start queues the record of a fetch or getInfo run, and returns its job;
-// the caller makes the record durable (flush) before the job starts.
+// start returns the job of a fetch or getInfo run, whose record is written
+// when it ends: one interrupted by a crash is simply run again. A visible
+// change of the target is made durable (flush) before the job starts.
 func (e *Engine) start(t *target, a runner.Action, now time.Time) *job {
 	j := e.newJob(t, a, e.newRunID(), now)
-	e.w.queueRun(j.run)
 	if visibleOf(t.st) != t.reported {
 		e.save(t)
 	}

@@ -140,12 +140,16 @@ type TargetState struct {
 // Key is the target's identity.
 func (s TargetState) Key() desired.Key { return s.Target.Key }
 
-// RunRef points at a job run in flight.
+// RunRef is an apply in flight: its run's record is written when it ends,
+// and from this one when a restart finds its result lost.
 type RunRef struct {
-	RunID   string        `json:",omitzero"`
-	Action  runner.Action `json:",omitzero"`
-	Digest  string        `json:",omitzero"`
-	Started time.Time     `json:",omitzero"`
+	RunID      string        `json:",omitzero"`
+	Action     runner.Action `json:",omitzero"`
+	Commit     string        `json:",omitzero"`
+	Digest     string        `json:",omitzero"`
+	Started    time.Time     `json:",omitzero"`
+	ApprovedBy []string      `json:",omitzero"`
+	Note       string        `json:",omitzero"`
 }
 
 // Outcome is how the last run of one action ended. Zero RunID: never run.

@@ -54,6 +54,9 @@ type Result struct {
 	// line and column. A commit with problems changes nothing: the
 	// previous desired state stays in force.
 	Problems config.Errors
+	// Warnings are the configs' warnings (config.SeverityWarning): what
+	// was accepted but ignored, or taken with a guess.
+	Warnings config.Errors
 }
 
 // Ingest takes commit sha of branch, whose tree is tree: its targets go to
@@ -62,38 +65,45 @@ type Result struct {
 // error means the commit could not be read or recorded, and may be tried
 // again.
 func (r *Repo) Ingest(ctx context.Context, branch, sha string, tree fs.FS) (Result, error) {
-	targets, problems, err := Render(tree, sha, r.Options)
+	res, err := Render(tree, sha, r.Options)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: commit %s: %w", r.Name, short(sha), err)
 	}
-	res := Result{Targets: targets, Problems: problems}
-	if len(problems) == 0 {
-		if err := r.Engine.SetDesired(ctx, sha, targets); err != nil {
+	if len(res.Problems) == 0 {
+		if err := r.Engine.SetDesired(ctx, sha, res.Targets); err != nil {
 			return Result{}, fmt.Errorf("%s: set the desired state of commit %s: %w", r.Name, short(sha), err)
 		}
 	}
-	if _, err := r.Log.IngestCommit(ctx, branch, sha, problemText(problems)); err != nil {
+	if _, err := r.Log.IngestCommit(ctx, branch, sha, problemText(res.Problems)); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", r.Name, err)
 	}
 	return res, nil
 }
 
 // Render loads the configs of tree, validates them and renders the targets
-// of commit sha. problems holds every config problem, including those found
-// while rendering; err is a failure to read the tree.
-func Render(tree fs.FS, sha string, opts Options) (targets []desired.Target, problems config.Errors, err error) {
+// of commit sha. Its Problems hold every config problem, including those
+// found while rendering; err is a failure to read the tree.
+func Render(tree fs.FS, sha string, opts Options) (Result, error) {
 	set, loadErr := config.LoadFS(tree)
 	if set == nil {
-		return nil, nil, fmt.Errorf("load configs: %w", loadErr)
+		return Result{}, fmt.Errorf("load configs: %w", loadErr)
 	}
-	if problems, err := split(config.Combine(loadErr, set.Validate(opts.Linked))); err != nil || len(problems) > 0 {
-		return nil, problems, err
+	problems, err := split(config.Combine(loadErr, set.Validate(opts.Linked)))
+	if err != nil {
+		return Result{}, err
 	}
-	targets, err = desired.Build(set, sha, opts.Desired)
-	if problems, err := split(err); err != nil || len(problems) > 0 {
-		return nil, problems, err
+	res := Result{Problems: problems, Warnings: set.Warnings}
+	if len(problems) > 0 {
+		return res, nil
 	}
-	return targets, nil, nil
+	targets, err := desired.Build(set, sha, opts.Desired)
+	if res.Problems, err = split(err); err != nil {
+		return Result{}, err
+	}
+	if len(res.Problems) == 0 {
+		res.Targets = targets
+	}
+	return res, nil
 }
 
 // split takes the config problems out of err; what is left is another

@@ -62,9 +62,10 @@ func TestRenderProblems(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			targets, problems, err := ingest.Render(tree(tt.files), "c1", ingest.Options{})
+			res, err := ingest.Render(tree(tt.files), "c1", ingest.Options{})
 			require.NoError(t, err)
-			assert.Nil(t, targets)
+			assert.Nil(t, res.Targets)
+			problems := res.Problems
 			var got []config.Pos
 			for _, p := range problems {
 				got = append(got, p.Pos)
@@ -108,4 +109,15 @@ func TestIngestRecordsEveryCommit(t *testing.T) {
 	sha, _, err := st.LastIngested(ctx, "main")
 	require.NoError(t, err)
 	assert.Equal(t, "bad", sha, "but it was taken: the next commit comes after it")
+}
+
+// Warnings come with the targets: they change nothing.
+func TestRenderWarnings(t *testing.T) {
+	res, err := ingest.Render(tree(with(valid, "web.pvn.yaml", "service:\n  name: web\n  application: shop\n  labels: {team: a}\n")), "c1", ingest.Options{})
+	require.NoError(t, err)
+	assert.Empty(t, res.Problems)
+	assert.Len(t, res.Targets, 2)
+	require.Len(t, res.Warnings, 1)
+	assert.Equal(t, config.Pos{File: "web.pvn.yaml", Line: 4, Col: 3}, res.Warnings[0].Pos)
+	assert.True(t, res.Warnings[0].Severity.IsWarning())
 }

@@ -288,6 +288,17 @@ func TestRunOnceInvalidCommitKeepsThePreviousDesiredState(t *testing.T) {
 	}
 }
 
+func TestRunOnceShowsConfigWarnings(t *testing.T) {
+	f := newShop(t)
+	f.repo.Write("services/web.pvn.yaml", "service:\n  name: web\n  application: shop\n  labels: {team: storefront}\n"+
+		"  customRuntime:\n    parameterValues:\n    - {name: version, string: \"1.0\"}\n")
+	f.repo.Commit("labels")
+	out, code := f.runOnce()
+	require.Equal(t, 0, code, out)
+	assert.Regexp(t, `services/web.pvn.yaml:4:3: warning: .*labels`, out, "warnings at path:line:col, and the commit is taken")
+	assert.Equal(t, store.StatusConverged, f.statuses()["web/staging"])
+}
+
 // TestRunApprovedWhileRunning drives a long-running `bot run`: an approval
 // given meanwhile is taken within the poll interval, and SIGTERM stops it
 // cleanly.

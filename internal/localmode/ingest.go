@@ -94,7 +94,11 @@ func (w *branchWalker) take(ctx context.Context, sha string) error {
 			short(sha), indent(res.Problems.Error()+localHint(tree, w.links)))
 		return nil
 	}
-	w.progress.Note("commit %s: %d targets", short(sha), len(res.Targets))
+	note := fmt.Sprintf("commit %s: %d targets", short(sha), len(res.Targets))
+	if len(res.Warnings) > 0 {
+		note += ":\n" + indent(res.Warnings.Error())
+	}
+	w.progress.Note("%s", note)
 	return nil
 }
 
@@ -121,7 +125,8 @@ func Render(repo interface{ FS(string) (fs.FS, error) }, sha string, l links.Lin
 	if err != nil {
 		return nil, nil, fmt.Errorf("read commit %s: %w", short(sha), err)
 	}
-	return ingest.Render(tree, sha, l.IngestOptions())
+	res, err := ingest.Render(tree, sha, l.IngestOptions())
+	return res.Targets, res.Problems, err
 }
 
 // localHint explains, when a runtime names a Kubernetes cluster bot run is

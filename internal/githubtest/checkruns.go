@@ -190,7 +190,7 @@ func annotationProblem(a *github.CheckRunAnnotation) string {
 	case a.GetPath() == "" || a.StartLine == nil || a.EndLine == nil || a.AnnotationLevel == nil || a.GetMessage() == "":
 		return "path, start_line, end_line, annotation_level and message are required"
 	case !slices.Contains([]string{"notice", "warning", "failure"}, a.GetAnnotationLevel()):
-		return strconv.Quote(a.GetAnnotationLevel()) + " is not a member of [notice, warning, failure]"
+		return strconv.Quote(a.GetAnnotationLevel()) + ` is not a member of [notice, warning, failure] for "annotation_level"`
 	case a.GetEndLine() < a.GetStartLine():
 		return "end_line is before start_line"
 	case (a.StartColumn != nil || a.EndColumn != nil) && a.GetStartLine() != a.GetEndLine():

@@ -96,6 +96,7 @@ func (g *GitHub) setRepo(repo obj, r *Repo) obj {
 	repo["ssh_url"] = "git@" + strings.TrimPrefix(g.srv.URL, "http://") + ":" + r.FullName + ".git"
 	repo["svn_url"] = r.HTMLURL
 	repo["default_branch"] = r.DefaultBranch
+	repo["description"], repo["homepage"] = nil, nil
 	if _, ok := repo["master_branch"]; ok {
 		repo["master_branch"] = r.DefaultBranch
 	}
@@ -116,7 +117,42 @@ func (g *GitHub) setUser(u obj, login, typ string) obj {
 	if _, ok := u["name"]; ok {
 		u["name"] = login
 	}
+	if _, ok := u["email"]; ok {
+		u["email"] = noreply(id, login)
+	}
 	return u
+}
+
+// noreply is a user's private commit email on GitHub.
+func noreply(id int64, login string) string {
+	return fmt.Sprintf("%d+%s@users.noreply.github.com", id, login)
+}
+
+// developer is who pushes, installs and opens pull requests when a builder
+// is not told who.
+const developer = "developer"
+
+// setPeople makes the template's other people (sender, pusher, requester,
+// an issue's author…) the developer and drops assignees, reviewers and
+// milestones. Callers hold g.mu.
+func (g *GitHub) setPeople(doc obj) {
+	for _, key := range []string{"sender", "requester"} {
+		if u, ok := doc[key].(obj); ok {
+			g.setUser(u, developer, "User")
+		}
+	}
+	if _, ok := doc["pusher"]; ok {
+		doc["pusher"] = obj{"name": developer, "email": noreply(g.userID(developer), developer)}
+	}
+	for _, key := range []string{"issue", "pull_request"} {
+		if it, ok := doc[key].(obj); ok {
+			g.setUser(it["user"].(obj), developer, "User")
+			it["assignee"], it["assignees"], it["milestone"] = nil, []any{}, nil
+			if _, ok := it["requested_reviewers"]; ok {
+				it["requested_reviewers"], it["requested_teams"] = []any{}, []any{}
+			}
+		}
+	}
 }
 
 // retarget renames the template's repository (and its owner) to r in
@@ -167,6 +203,7 @@ func (g *GitHub) push(r *Repo, ref, before, after string) []byte {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.setPeople(doc)
 	g.setRepo(doc["repository"].(obj), r)
 	doc["installation"] = obj{"id": r.InstallationID, "node_id": nodeID("Installation", r.InstallationID)}
 	return g.finish(doc)
@@ -211,6 +248,7 @@ func (g *GitHub) InstallationPayload(action string, installationID int64, repos 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	doc["action"] = action
+	g.setPeople(doc)
 	g.setInstallation(doc["installation"].(obj), installationID)
 	doc["repositories"] = g.repoRefs(repos)
 	return g.finish(doc)
@@ -223,6 +261,7 @@ func (g *GitHub) InstallationReposPayload(action string, installationID int64, a
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	doc["action"] = action
+	g.setPeople(doc)
 	g.setInstallation(doc["installation"].(obj), installationID)
 	doc["repository_selection"] = "selected"
 	doc["repositories_added"], doc["repositories_removed"] = g.repoRefs(added), g.repoRefs(removed)
@@ -269,6 +308,7 @@ func (g *GitHub) IssueCommentPayload(r *Repo, action string, number int, isPR bo
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	doc["action"] = action
+	g.setPeople(doc)
 	n, cid := strconv.Itoa(number), itoa(commentID)
 	api := g.APIURL() + "repos/" + r.FullName
 	issue := doc["issue"].(obj)
@@ -375,7 +415,7 @@ func (g *GitHub) PullRequestPayload(r *Repo, action string, number int, headSHA,
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n, api := strconv.Itoa(number), g.APIURL()+"repos/"+r.FullName
-	author := "developer"
+	author := developer
 	if fork {
 		author = forkOwner
 	}
@@ -383,6 +423,7 @@ func (g *GitHub) PullRequestPayload(r *Repo, action string, number int, headSHA,
 	if action == "synchronize" {
 		doc["before"], doc["after"] = baseSHA, headSHA
 	}
+	g.setPeople(doc)
 	pr := doc["pull_request"].(obj)
 	pr["number"], pr["state"] = number, "open"
 	if action == "closed" {
@@ -392,6 +433,12 @@ func (g *GitHub) PullRequestPayload(r *Repo, action string, number int, headSHA,
 	pr["diff_url"], pr["patch_url"] = r.HTMLURL+"/pull/"+n+".diff", r.HTMLURL+"/pull/"+n+".patch"
 	pr["commits_url"], pr["review_comments_url"] = api+"/pulls/"+n+"/commits", api+"/pulls/"+n+"/comments"
 	pr["comments_url"], pr["statuses_url"] = api+"/issues/"+n+"/comments", api+"/statuses/"+headSHA
+	pr["_links"] = obj{
+		"self": obj{"href": pr["url"]}, "html": obj{"href": pr["html_url"]}, "issue": obj{"href": pr["issue_url"]},
+		"comments": obj{"href": pr["comments_url"]}, "review_comments": obj{"href": pr["review_comments_url"]},
+		"review_comment": obj{"href": api + "/pulls/comments{/number}"}, "commits": obj{"href": pr["commits_url"]},
+		"statuses": obj{"href": pr["statuses_url"]},
+	}
 	g.setUser(pr["user"].(obj), author, "User")
 
 	head, base := pr["head"].(obj), pr["base"].(obj)

@@ -7,6 +7,17 @@
 //
 // Responses are encoded with go-github's own types. Everything a test can
 // call is safe for concurrent use with the bot's requests.
+//
+// A test sets up what GitHub would hold, points the bot at it, sends it
+// events and looks at what the bot did:
+//
+//	g := githubtest.New(t)
+//	inst := g.AddInstallation("acme")
+//	repo := g.AddRepo(inst, "acme/app", "main", gitDir)
+//	cc := githubapp.NewClientCreator(g.APIURL(), g.URL()+"/api/graphql", g.AppID(), []byte(g.PrivateKeyPEM()))
+//	g.SetWebhookURL(bot.URL + githubapp.DefaultWebhookRoute) // the bot's server, with g.WebhookSecret()
+//	g.Deliver("push", g.PushPayload(repo, "main", before, after))
+//	runs := g.CheckRuns(repo)
 package githubtest
 
 import (
@@ -18,6 +29,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +265,24 @@ func (g *GitHub) RemoveRepo(fullName string) {
 	rs.attached = false
 }
 
+// RemoveInstallation uninstalls the App from an account: its tokens stop
+// working, no new ones are issued and its repositories are removed (see
+// RemoveRepo).
+func (g *GitHub) RemoveInstallation(installationID int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	i := slices.IndexFunc(g.installations, func(in *installation) bool { return in.id == installationID })
+	if i < 0 {
+		g.t.Fatalf("githubtest: RemoveInstallation(%d): no such installation", installationID)
+	}
+	g.installations = slices.Delete(g.installations, i, i+1)
+	for _, rs := range g.repos {
+		if rs.repo.InstallationID == installationID {
+			rs.attached = false
+		}
+	}
+}
+
 // Requests is every REST request answered so far, in order.
 func (g *GitHub) Requests() []Request {
 	g.mu.Lock()
@@ -273,7 +303,8 @@ func (g *GitHub) RateLimitNext(n int, reset time.Time) {
 
 // SecondaryLimitNext makes the next n REST writes answer 403 for GitHub's
 // secondary rate limit with Retry-After (go-github:
-// *github.AbuseRateLimitError with RetryAfter).
+// *github.AbuseRateLimitError with RetryAfter). go-github then refuses
+// further requests on that client on its own for retryAfter.
 func (g *GitHub) SecondaryLimitNext(n int, retryAfter time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -255,6 +255,22 @@ func TestInstallationRepositories(t *testing.T) {
 	assert.Equal(t, []string{"acme/app", "acme/lib"}, names())
 }
 
+func TestRemoveInstallation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := f.client(t, f.inst)
+	_, _, err := c.Repositories.Get(ctx, "acme", "app")
+	require.NoError(t, err)
+
+	f.g.RemoveInstallation(f.inst)
+	_, _, err = c.Repositories.Get(ctx, "acme", "app")
+	assertStatus(t, err, http.StatusUnauthorized)
+	_, _, err = f.client(t, f.inst).Repositories.Get(ctx, "acme", "app")
+	assert.ErrorContains(t, err, "404", "no token for a removed installation")
+	_, _, err = f.appClient(t).Apps.GetInstallation(ctx, f.inst)
+	assertStatus(t, err, http.StatusNotFound)
+}
+
 func TestBranchesAndCommits(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

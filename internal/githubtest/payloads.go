@@ -344,7 +344,8 @@ func (g *GitHub) IssueCommentPayload(r *Repo, action string, number int, isPR bo
 
 // CheckRunPayload is a check_run event (created, completed, rerequested,
 // requested_action) of run on r, by user; identifier is the button's for
-// requested_action.
+// requested_action. A run from CheckRuns fits; of a run made up, the ID,
+// name and head SHA are what matter (a conclusion makes it completed).
 func (g *GitHub) CheckRunPayload(r *Repo, action string, run CheckRun, user, identifier string) []byte {
 	name := "check_run/rerequested"
 	if action == "requested_action" {
@@ -352,6 +353,19 @@ func (g *GitHub) CheckRunPayload(r *Repo, action string, run CheckRun, user, ide
 	}
 	doc := g.template(name)
 	retarget(doc, r)
+	var headBranch any // the branch whose head the run's commit is, if it is the default one's
+	if c, err := readCommit(r.GitDir, r.DefaultBranch); err == nil && c.Hash.String() == run.HeadSHA {
+		headBranch = r.DefaultBranch
+	}
+	if run.StartedAt.IsZero() {
+		run.StartedAt = time.Now().UTC().Truncate(time.Second)
+	}
+	switch {
+	case run.Conclusion != "":
+		run.Status = "completed"
+	case run.Status == "":
+		run.Status = "queued"
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	rs := g.repoState(r)
@@ -360,6 +374,7 @@ func (g *GitHub) CheckRunPayload(r *Repo, action string, run CheckRun, user, ide
 	if err := json.Unmarshal(mustJSON(g.checkRunJSON(rs, &run)), &cr); err != nil {
 		g.t.Fatalf("githubtest: %v", err)
 	}
+	cr["node_id"] = nodeID("CheckRun", run.ID)
 	if run.Conclusion == "" {
 		cr["conclusion"], cr["completed_at"] = nil, nil
 	}
@@ -375,9 +390,10 @@ func (g *GitHub) CheckRunPayload(r *Repo, action string, run CheckRun, user, ide
 	}
 	cr["pull_requests"] = append([]any{}, pulls...)
 	if suite, ok := cr["check_suite"].(obj); ok {
-		suite["id"], suite["node_id"] = g.suiteID(rs, run.HeadSHA), nodeID("CheckSuite", g.suiteID(rs, run.HeadSHA))
-		suite["head_sha"], suite["after"], suite["pull_requests"] = run.HeadSHA, run.HeadSHA, cr["pull_requests"]
-		suite["app"] = cr["app"]
+		id := g.suiteID(rs, run.HeadSHA)
+		suite["id"], suite["node_id"], suite["url"] = id, nodeID("CheckSuite", id), g.APIURL()+"repos/"+r.FullName+"/check-suites/"+itoa(id)
+		suite["head_sha"], suite["head_branch"], suite["before"], suite["after"] = run.HeadSHA, headBranch, nil, run.HeadSHA
+		suite["pull_requests"], suite["app"] = cr["pull_requests"], cr["app"]
 	}
 	delete(doc, "requested_action")
 	if action == "requested_action" {

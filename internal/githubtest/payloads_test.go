@@ -118,6 +118,7 @@ func TestPayloadsParse(t *testing.T) {
 			assert.Equal(t, "app/prod", e.GetCheckRun().GetExternalID())
 			assert.Equal(t, "action_required", e.GetCheckRun().GetConclusion())
 			assert.Equal(t, g.AppID(), e.GetCheckRun().GetApp().GetID())
+			assert.Equal(t, "main", e.GetCheckRun().GetCheckSuite().GetHeadBranch(), "the commit is main's head")
 			require.Len(t, e.GetCheckRun().PullRequests, 1)
 			assert.Equal(t, 5, e.GetCheckRun().PullRequests[0].GetNumber())
 			assert.Equal(t, "alice", e.GetSender().GetLogin())
@@ -130,7 +131,9 @@ func TestPayloadsParse(t *testing.T) {
 			assert.Equal(t, "rerequested", e.GetAction())
 			assert.Nil(t, e.RequestedAction)
 			assert.Nil(t, e.GetCheckRun().Conclusion)
+			assert.Equal(t, "in_progress", e.GetCheckRun().GetStatus())
 			assert.Equal(t, f.sha, e.GetCheckRun().GetCheckSuite().GetHeadSHA())
+			assert.Nil(t, e.GetCheckRun().GetCheckSuite().HeadBranch, "the commit is no branch's head any more")
 		}},
 		"pull request from a fork": {"pull_request", g.PullRequestPayload(r, "opened", 9, second, "patch-1", "main", true), func(t *testing.T, ev any) {
 			e := ev.(*github.PullRequestEvent)

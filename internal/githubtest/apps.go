@@ -169,7 +169,7 @@ func (g *GitHub) getAccountInstallation(w http.ResponseWriter, r *http.Request, 
 // repositories of the token's installation, in the order they were added.
 func (g *GitHub) listInstallationRepos(w http.ResponseWriter, r *http.Request, c caller) {
 	g.mu.Lock()
-	var all []*github.Repository
+	all := []*github.Repository{}
 	for _, rs := range g.sortedRepos() {
 		if rs.attached && rs.repo.InstallationID == c.installationID {
 			all = append(all, g.repoJSON(rs.repo))

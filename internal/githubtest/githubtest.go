@@ -54,7 +54,8 @@ type GitHub struct {
 	repos         map[string]*repoState // by lower-case full name
 	tokens        map[string]token
 	named         map[string]int64 // stable IDs of things known by name, e.g. users
-	rateUsed      map[int64]int    // REST calls per installation (0: the App itself)
+	rateReset     time.Time        // the end of the hour rateUsed counts
+	rateUsed      map[int64]int    // REST calls per installation (0: the App, -1: no one)
 	requests      []Request
 	primaryLeft   int
 	primaryReset  time.Time
@@ -137,18 +138,17 @@ func New(t testing.TB) *GitHub {
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 	g := &GitHub{
-		t:        t,
-		key:      key,
-		keyPEM:   string(keyPEM),
-		secret:   randomHex(20),
-		start:    time.Now(),
-		hooks:    &http.Client{Timeout: hookTimeout, Transport: &http.Transport{}},
-		seq:      appID,
-		repos:    map[string]*repoState{},
-		tokens:   map[string]token{},
-		named:    map[string]int64{},
-		rateUsed: map[int64]int{},
-		logged:   make(chan struct{}),
+		t:      t,
+		key:    key,
+		keyPEM: string(keyPEM),
+		secret: randomHex(20),
+		start:  time.Now(),
+		hooks:  &http.Client{Timeout: hookTimeout, Transport: &http.Transport{}},
+		seq:    appID,
+		repos:  map[string]*repoState{},
+		tokens: map[string]token{},
+		named:  map[string]int64{},
+		logged: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	g.routes(mux)

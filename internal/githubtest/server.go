@@ -167,14 +167,16 @@ func (g *GitHub) injectedFailure(paths ...string) int {
 func (g *GitHub) setRateHeaders(w http.ResponseWriter, c caller, authenticated bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	limit := rateLimit
+	limit, key := rateLimit, c.installationID
 	if !authenticated {
-		limit = 60 // GitHub's budget for unauthenticated requests
+		limit, key = 60, -1 // GitHub's budget for unauthenticated requests
 	}
-	hour := time.Since(g.start).Truncate(time.Hour)
-	reset := g.start.Add(hour + time.Hour)
-	g.rateUsed[c.installationID]++
-	used := min(g.rateUsed[c.installationID], limit-1) // never 0 left: that would be a rate-limit error
+	reset := g.start.Add(time.Since(g.start).Truncate(time.Hour) + time.Hour)
+	if !reset.Equal(g.rateReset) {
+		g.rateReset, g.rateUsed = reset, map[int64]int{}
+	}
+	g.rateUsed[key]++
+	used := min(g.rateUsed[key], limit-1) // never 0 left: that would be a rate-limit error
 	h := w.Header()
 	h.Set(github.HeaderRateLimit, strconv.Itoa(limit))
 	h.Set(github.HeaderRateRemaining, strconv.Itoa(limit-used))

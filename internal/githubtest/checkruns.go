@@ -115,6 +115,12 @@ func (g *GitHub) updateCheckRun(w http.ResponseWriter, r *http.Request, c caller
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
+	if run.Status == "completed" && (b.Status != nil && *b.Status != "completed" || b.Conclusion != nil && *b.Conclusion != run.Conclusion) {
+		// Once completed, a check run's status and conclusion are final:
+		// a new state needs a new check run.
+		invalid(w, "Check run %d is completed: its status and conclusion can no longer change.", run.ID)
+		return
+	}
 	apply(run, &b)
 	rs.writes = append(rs.writes, writeOf(http.MethodPatch, run.ID, &b))
 	writeJSON(w, http.StatusOK, g.checkRunJSON(rs, run))

@@ -80,11 +80,17 @@ func TestCheckRunLifecycle(t *testing.T) {
 		{Method: "PATCH", ID: run.GetID(), Name: name, Conclusion: "action_required", Title: "Waiting", Summary: "approve", Annotations: 10, Actions: []github.CheckRunAction{*approve[0]}},
 	}, f.g.CheckRunWrites(f.repo))
 
-	// Back to in progress: the conclusion goes.
-	got, _, err = c.Checks.UpdateCheckRun(ctx, "acme", "app", run.GetID(), github.UpdateCheckRunOptions{Name: name, Status: github.Ptr("in_progress")})
+	// Completed is final: neither its status nor its conclusion changes
+	// again (its output may).
+	_, _, err = c.Checks.UpdateCheckRun(ctx, "acme", "app", run.GetID(), github.UpdateCheckRunOptions{Name: name, Status: github.Ptr("in_progress")})
+	assertStatus(t, err, http.StatusUnprocessableEntity)
+	_, _, err = c.Checks.UpdateCheckRun(ctx, "acme", "app", run.GetID(), github.UpdateCheckRunOptions{Name: name, Conclusion: github.Ptr("success")})
+	assertStatus(t, err, http.StatusUnprocessableEntity)
+	got, _, err = c.Checks.UpdateCheckRun(ctx, "acme", "app", run.GetID(), github.UpdateCheckRunOptions{
+		Name: name, Output: &github.CheckRunOutput{Title: github.Ptr("Waiting"), Summary: github.Ptr("approve, please")},
+	})
 	require.NoError(t, err)
-	assert.Equal(t, "in_progress", got.GetStatus())
-	assert.Nil(t, got.Conclusion)
+	assert.Equal(t, "action_required", got.GetConclusion())
 }
 
 func TestCheckRunLimits(t *testing.T) {

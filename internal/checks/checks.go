@@ -70,7 +70,7 @@ type Reporter struct {
 	retries  int       // consecutive failed writes
 	wake     chan struct{}
 	idle     *sync.Cond
-	tails    map[string]string // output tails read so far, by run ID
+	tails    map[string]string      // output tails read so far, by run ID
 	configs  map[string]*configsRun // by commit
 }
 

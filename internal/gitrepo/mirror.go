@@ -93,6 +93,24 @@ func (m *Mirror) Sync(ctx context.Context, remoteURL, sha, token string) (*Repo,
 	return repo, nil
 }
 
+// Repo returns the local clone of the repository at remoteURL, created
+// empty when there is none yet, without fetching anything: what jobs check
+// out their commits from (Sync brings the commits in). It is the Repo Sync
+// returns; do not Close it.
+func (m *Mirror) Repo(remoteURL string) (*Repo, error) {
+	mr := m.entry(remoteURL)
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	if mr.repo == nil {
+		repo, err := m.openOrInit(remoteURL)
+		if err != nil {
+			return nil, scrub(err, remoteURL, "")
+		}
+		mr.repo = repo
+	}
+	return mr.repo, nil
+}
+
 func (m *Mirror) entry(remoteURL string) *mirrorRepo {
 	m.mu.Lock()
 	defer m.mu.Unlock()

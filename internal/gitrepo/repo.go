@@ -239,6 +239,31 @@ func hashesOldestFirst(newestFirst []*object.Commit) []string {
 	return out
 }
 
+// IsAncestor reports whether commit a is an ancestor of commit b (a commit
+// is not its own ancestor).
+func (r *Repo) IsAncestor(a, b string) (bool, error) {
+	var is bool
+	err := r.do(func(g *git.Repository) error {
+		ca, err := commitObject(g, a)
+		if err != nil {
+			return err
+		}
+		cb, err := commitObject(g, b)
+		if err != nil {
+			return err
+		}
+		if ca.Hash == cb.Hash {
+			return nil
+		}
+		is, err = ca.IsAncestor(cb)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("is %s an ancestor of %s: %w", a, b, err)
+	}
+	return is, nil
+}
+
 // ResolveCommit returns the full hash of rev: a hash (full or abbreviated) or
 // a reference such as a branch name.
 func (r *Repo) ResolveCommit(rev string) (string, error) {

@@ -188,3 +188,23 @@ func TestReadsAfterGitGC(t *testing.T) {
 	require.NoError(t, err)
 	assertFile(t, fsys, "a.txt", "three")
 }
+
+func TestIsAncestor(t *testing.T) {
+	g := gitrepotest.New(t)
+	g.Write("a", "1")
+	c1 := g.Commit("one")
+	g.Write("a", "2")
+	c2 := g.Commit("two")
+	r := g.Open()
+	yes, err := r.IsAncestor(c1, c2)
+	require.NoError(t, err)
+	assert.True(t, yes)
+	no, err := r.IsAncestor(c2, c1)
+	require.NoError(t, err)
+	assert.False(t, no)
+	self, err := r.IsAncestor(c2, c2)
+	require.NoError(t, err)
+	assert.False(t, self, "a commit is not its own ancestor")
+	_, err = r.IsAncestor("0123456789012345678901234567890123456789", c2)
+	assert.Error(t, err)
+}

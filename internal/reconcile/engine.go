@@ -258,21 +258,40 @@ func (e *Engine) SetDesired(ctx context.Context, commit string, targets []desire
 	}
 	sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
 	for _, key := range keys {
-		t := e.targets[key]
-		if seen[key] || t.st.Status == store.StatusDeleted {
-			continue
+		if t := e.targets[key]; !seen[key] && t.st.Status != store.StatusDeleted {
+			e.delete(t, fmt.Sprintf("service removed at commit %s", short(commit)), now)
 		}
-		e.dequeue(t)
-		e.setStatus(t, store.StatusDeleted, fmt.Sprintf("service removed at commit %s", short(commit)), now)
-		t.st.NextDue, t.st.NextInfoDue = time.Time{}, time.Time{}
-		e.reschedule(t)
-		e.save(t)
 	}
 	e.mu.Unlock()
 	if err := e.flush(ctx); err != nil {
 		return fmt.Errorf("set desired state at %s: %w", short(commit), err)
 	}
 	return nil
+}
+
+// DeleteAll ends every target as DELETED, saying why (the repository was
+// removed from the App): nothing more is run for them, and a running job is
+// let finish.
+func (e *Engine) DeleteAll(ctx context.Context, reason string) error {
+	defer e.poke()
+	e.mu.Lock()
+	now := e.clock.Now()
+	for _, t := range e.targets {
+		if t.st.Status != store.StatusDeleted {
+			e.delete(t, reason, now)
+		}
+	}
+	e.mu.Unlock()
+	return e.flush(ctx)
+}
+
+// delete ends t as DELETED. Called with e.mu held.
+func (e *Engine) delete(t *target, msg string, now time.Time) {
+	e.dequeue(t)
+	e.setStatus(t, store.StatusDeleted, msg, now)
+	t.st.NextDue, t.st.NextInfoDue = time.Time{}, time.Time{}
+	e.reschedule(t)
+	e.save(t)
 }
 
 func (e *Engine) setTarget(tg desired.Target, seq int64, now time.Time) {

@@ -396,3 +396,18 @@ func TestConvergence(t *testing.T) {
 		t.Run(name, func(t *testing.T) { test(t, newWorld(t)) })
 	}
 }
+
+func TestDeleteAll(t *testing.T) {
+	w := newWorld(t)
+	w.push(tgt("api", "staging"), tgt("web", "production", manualApproval(false, 1)))
+	require.NoError(t, w.e.DeleteAll(w.ctx, "repository removed from the App"))
+	for _, k := range []desired.Key{api, key("web", "production")} {
+		st := w.state(k)
+		assert.Equal(t, store.StatusDeleted, st.Status)
+		assert.Equal(t, "repository removed from the App", st.Message)
+	}
+	w.after(time.Hour)
+	assert.Equal(t, 1, w.runner.count(api, apply), "nothing more runs")
+	_, err := w.approve("production", "alice")
+	assert.Error(t, err, "nothing waits any more")
+}

@@ -218,6 +218,16 @@ var migrations = []migration{
 		`UPDATE deliveries SET status = CASE WHEN processed_at IS NULL THEN 'pending' WHEN error = '' THEN 'done' ELSE 'failed' END`,
 		`DROP INDEX deliveries_pending`,
 		`CREATE INDEX deliveries_pending ON deliveries (received_at) WHERE status = 'pending'`,
+		// served_repos: the repositories bot serve serves, with what it
+		// needs to reach them before GitHub is asked again.
+		`CREATE TABLE served_repos (
+			repo            TEXT NOT NULL PRIMARY KEY,
+			full_name       TEXT NOT NULL,
+			installation_id INTEGER NOT NULL,
+			clone_url       TEXT NOT NULL,
+			default_branch  TEXT NOT NULL,
+			updated_at      TEXT
+		)`,
 	),
 }
 

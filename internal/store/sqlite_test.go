@@ -472,3 +472,21 @@ func targetJSON(t *testing.T, target desired.Target) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+func TestSQLiteServedRepos(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	a := store.ServedRepo{Repo: "github.com/acme/a", FullName: "acme/a", InstallationID: 7, CloneURL: "https://github.com/acme/a.git", DefaultBranch: "main", UpdatedAt: t0}
+	b := store.ServedRepo{Repo: "github.com/acme/b", FullName: "acme/b", InstallationID: 7, CloneURL: "https://github.com/acme/b.git", DefaultBranch: "trunk", UpdatedAt: t0}
+	require.NoError(t, s.SaveServedRepo(ctx, b))
+	require.NoError(t, s.SaveServedRepo(ctx, a))
+	b.DefaultBranch, b.InstallationID = "main", 8
+	require.NoError(t, s.SaveServedRepo(ctx, b), "an update")
+	got, err := s.ServedRepos(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []store.ServedRepo{a, b}, got)
+	require.NoError(t, s.RemoveServedRepo(ctx, "github.com/acme/a"))
+	got, err = s.ServedRepos(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []store.ServedRepo{b}, got)
+}

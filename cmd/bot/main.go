@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"run":      {"deploy a local repository's branch with local processes (the embedded default)", runRun},
 	"status":   {"print every target's status from the local state file", runStatus},
 	"approve":  {"approve a release channel's targets waiting for manual approval", runApprove},
+	"serve":    {"serve the GitHub App: webhooks, check runs, every installed repository", runServe},
 	"setup":    {"register the GitHub App from app.yml and write bot.yaml", runSetup},
 	"schema":   {"print the JSON Schema of *.pvn.yaml documents, for editors", runSchema},
 }

@@ -56,6 +56,13 @@ func (g *GitHub) Deliver(event string, payload []byte) (guid string, status int,
 	return guid, d.StatusCode, err
 }
 
+// DeliverAgain sends a delivery once more with the same GUID, as GitHub
+// does when it redelivers (or, now and then, on its own).
+func (g *GitHub) DeliverAgain(event, guid string, payload []byte) (status int, err error) {
+	d, err := g.attempt(event, guid, payload, true)
+	return d.StatusCode, err
+}
+
 // FailDelivery logs a delivery that GitHub tried and could not make (the
 // bot was down): status code 502, "Invalid HTTP Response: 502". It is not
 // sent. Redelivering its ID sends it, with the same GUID.

@@ -1,0 +1,183 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pvnbot/pvnbot/internal/githubtest"
+	"github.com/pvnbot/pvnbot/internal/server"
+	"github.com/pvnbot/pvnbot/internal/store"
+)
+
+func (rp *repo) applies(t *testing.T) []string {
+	data, err := os.ReadFile(filepath.Join(rp.world, "applies"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	return strings.Fields(string(data))
+}
+
+// A push to the deploy branch deploys the commit: staging converges through
+// the local runner, production waits for its approval with the Approve
+// button; the check runs say so on the commit.
+func TestPushDeploysAndReportsCheckRuns(t *testing.T) {
+	r := newRig(t)
+	t.Setenv("E2E_STATE", r.world)
+	rp := r.addRepo("acme/deploys")
+	r.start(server.Options{})
+	sha := r.push(rp, map[string]string{"services/web.pvn.yaml": service("web", "1.0"), "services/api.pvn.yaml": service("api", "2.0")})
+
+	staging := r.untilRun(rp, "pvnbot: shop/staging", sha, "success")
+	assert.Equal(t, "2 targets converged", staging.Title)
+	assert.Contains(t, staging.Summary, "| web | ✅ CONVERGED |")
+	prod := r.untilRun(rp, "pvnbot: shop/production", sha, "action_required")
+	require.Len(t, prod.Actions, 1)
+	assert.Equal(t, "approve", prod.Actions[0].Identifier)
+	assert.ElementsMatch(t, []string{"api/staging", "web/staging"}, rp.applies(t), "production did not apply")
+
+	var statuses []string
+	for _, w := range r.gh.CheckRunWrites(rp.Repo) {
+		if w.Name == "pvnbot: shop/staging" {
+			statuses = append(statuses, w.Status+w.Conclusion)
+		}
+	}
+	assert.Contains(t, statuses, "in_progress", "shown in progress while jobs ran")
+	assert.Equal(t, "completedsuccess", statuses[len(statuses)-1])
+}
+
+// A forged webhook is refused and changes nothing; the same delivery twice
+// is acknowledged twice and processed once.
+func TestForgedAndRepeatedDeliveries(t *testing.T) {
+	r := newRig(t)
+	t.Setenv("E2E_STATE", r.world)
+	rp := r.addRepo("acme/deploys")
+	r.start(server.Options{})
+	before := rp.head
+	sha := rp.commit(map[string]string{"services/web.pvn.yaml": service("web", "1.0")}, "web")
+	payload := r.gh.PushPayload(rp.Repo, "main", before, sha)
+
+	for name, sig := range map[string]string{"forged": "sha256=" + strings.Repeat("0", 64), "unsigned": ""} {
+		req, err := http.NewRequest("POST", r.hookURL(), bytes.NewReader(payload))
+		require.NoError(t, err)
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", "forged-"+name)
+		req.Header.Set("Content-Type", "application/json")
+		if sig != "" {
+			req.Header.Set("X-Hub-Signature-256", sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, name)
+	}
+	known, err := r.srv.Store().KnownDeliveries(context.Background(), []string{"forged-forged", "forged-unsigned"})
+	require.NoError(t, err)
+	assert.Empty(t, known, "a forged delivery is not stored")
+
+	guid, status, err := r.gh.Deliver("push", payload)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+	status, err = r.gh.DeliverAgain("push", guid, payload)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status, "a repeated delivery is acknowledged")
+	r.untilRun(rp, "pvnbot: shop/staging", sha, "success")
+	_, seq, err := r.repoStore(rp).LastIngested(context.Background(), "main")
+	require.NoError(t, err)
+	n := 0
+	for _, d := range r.gh.Deliveries() {
+		if d.GUID == guid {
+			n++
+		}
+	}
+	assert.Equal(t, 2, n)
+	assert.Equal(t, []string{"web/staging"}, rp.applies(t), "processed once")
+	_ = seq
+}
+
+// A commit with invalid configs changes nothing running and gets a failed
+// pvnbot: configs check with an annotation at each problem's line.
+func TestInvalidConfigsAreAnnotated(t *testing.T) {
+	r := newRig(t)
+	t.Setenv("E2E_STATE", r.world)
+	rp := r.addRepo("acme/deploys", "web")
+	r.start(server.Options{})
+	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")
+	good := rp.head
+	applied := rp.applies(t)
+
+	bad := r.push(rp, map[string]string{
+		"services/web.pvn.yaml": service("web", "2") + "  colour: blue\n",
+		"services/api.pvn.yaml": "service:\n  name: api\n  application: shoop\n",
+	})
+	cr := r.untilRun(rp, "pvnbot: configs", bad, "failure")
+	assert.Equal(t, "2 config problems", cr.Title, cr.Summary)
+	lines := map[string]int{}
+	for _, a := range cr.Annotations {
+		lines[a.GetPath()] = a.GetStartLine()
+		assert.Equal(t, "failure", a.GetAnnotationLevel())
+	}
+	assert.Equal(t, map[string]int{"services/web.pvn.yaml": 7, "services/api.pvn.yaml": 3}, lines)
+	assert.Equal(t, applied, rp.applies(t), "nothing new applied")
+	states, err := r.repoStore(rp).LoadTargets(context.Background())
+	require.NoError(t, err)
+	for _, st := range states {
+		assert.Equal(t, good, st.Target.Commit, "the previous desired state stays in force")
+	}
+}
+
+// Two repositories of one installation converge apart, each with its own
+// check runs.
+func TestTwoRepositoriesOfOneInstallation(t *testing.T) {
+	r := newRig(t)
+	t.Setenv("E2E_STATE", r.world)
+	a := r.addRepo("acme/deploys", "web")
+	b := r.addRepo("acme/other", "web", "api")
+	r.start(server.Options{})
+	r.untilRun(a, "pvnbot: shop/staging", a.head, "success")
+	r.untilRun(b, "pvnbot: shop/staging", b.head, "success")
+	assert.Equal(t, []string{"web/staging"}, a.applies(t))
+	assert.ElementsMatch(t, []string{"api/staging", "web/staging"}, b.applies(t))
+
+	sha := r.push(b, map[string]string{"services/web.pvn.yaml": service("web", "2")})
+	r.untilRun(b, "pvnbot: shop/staging", sha, "success")
+	assert.Equal(t, []string{"web/staging"}, a.applies(t), "a push to b touches nothing of a")
+	assert.Len(t, r.gh.CheckRuns(a.Repo), 2, "a's check runs are its first commit's")
+}
+
+// A repository removed from the App stops being reconciled: its targets end
+// as DELETED, with the reason.
+func TestRemovedRepositoryIsNoLongerReconciled(t *testing.T) {
+	r := newRig(t)
+	t.Setenv("E2E_STATE", r.world)
+	rp := r.addRepo("acme/deploys", "web")
+	r.start(server.Options{})
+	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")
+	r.gh.RemoveRepo(rp.FullName)
+	_, status, err := r.gh.Deliver("installation_repositories", r.gh.InstallationReposPayload("removed", r.inst, nil, []*githubtest.Repo{rp.Repo}))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+	r.until("the targets are deleted", func() bool {
+		states, err := r.repoStore(rp).LoadTargets(context.Background())
+		if err != nil || len(states) == 0 {
+			return false
+		}
+		for _, st := range states {
+			if st.Status != store.StatusDeleted {
+				return false
+			}
+		}
+		return strings.Contains(states[0].Message, "removed from the pvnbot App")
+	})
+	served, err := r.srv.Store().ServedRepos(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, served)
+}

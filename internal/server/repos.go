@@ -44,6 +44,10 @@ type repoService struct {
 // serve starts serving a repository, or updates what is known of one
 // served already, and records it.
 func (s *Server) serve(ctx context.Context, meta store.ServedRepo) (*repoService, error) {
+	// One at a time: a push and the installation listing may name a new
+	// repository at once, and it must get one engine.
+	s.serving.Lock()
+	defer s.serving.Unlock()
 	s.mu.Lock()
 	svc := s.repos[meta.Repo]
 	runCtx := s.runCtx
@@ -52,7 +56,7 @@ func (s *Server) serve(ctx context.Context, meta store.ServedRepo) (*repoService
 		if svc.meta.InstallationID != meta.InstallationID || svc.meta.CloneURL != meta.CloneURL || svc.meta.DefaultBranch != meta.DefaultBranch {
 			// Moved to another installation, renamed or re-branched:
 			// served again with what GitHub says now.
-			s.retire(ctx, svc, "")
+			s.retireLocked(ctx, svc, "")
 		} else {
 			return svc, nil
 		}
@@ -139,6 +143,13 @@ func (s *Server) start(ctx context.Context, meta store.ServedRepo) (*repoService
 // DELETED with it first (the repository left the App), the store keeping
 // their records.
 func (s *Server) retire(ctx context.Context, svc *repoService, reason string) {
+	s.serving.Lock()
+	defer s.serving.Unlock()
+	s.retireLocked(ctx, svc, reason)
+}
+
+// retireLocked is retire with s.serving held.
+func (s *Server) retireLocked(ctx context.Context, svc *repoService, reason string) {
 	s.mu.Lock()
 	if s.repos[svc.meta.Repo] == svc {
 		delete(s.repos, svc.meta.Repo)

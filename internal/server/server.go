@@ -58,6 +58,8 @@ type Server struct {
 	dir     string // beside the store: mirrors and checkouts
 	ready   atomic.Bool
 
+	serving sync.Mutex // held while a repository starts or stops being served
+
 	mu     sync.Mutex
 	runCtx context.Context // of Run: repositories served from then on run in it
 	repos  map[string]*repoService

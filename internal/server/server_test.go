@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,6 +16,7 @@ import (
 	"github.com/pvnbot/pvnbot/internal/githubtest"
 	"github.com/pvnbot/pvnbot/internal/server"
 	"github.com/pvnbot/pvnbot/internal/store"
+	"github.com/pvnbot/pvnbot/internal/webhook"
 )
 
 func (rp *repo) applies(t *testing.T) []string {
@@ -180,4 +182,21 @@ func TestRemovedRepositoryIsNoLongerReconciled(t *testing.T) {
 	served, err := r.srv.Store().ServedRepos(context.Background())
 	require.NoError(t, err)
 	assert.Empty(t, served)
+}
+
+// Pushes and the installation listing may name a new repository at once:
+// it gets one engine, and a commit is applied once.
+func TestConcurrentPushesOfANewRepository(t *testing.T) {
+	r := newRig(t)
+	t.Setenv("E2E_STATE", r.world)
+	r.start(server.Options{})
+	rp := r.addRepo("acme/deploys", "web") // installed after the start
+	wr := webhook.Repo{FullName: rp.FullName, Owner: "acme", Name: "deploys", ID: rp.ID, InstallationID: r.inst, CloneURL: rp.CloneURL, DefaultBranch: "main"}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { assert.NoError(t, r.srv.Push(context.Background(), wr, "main", rp.head)) })
+	}
+	wg.Wait()
+	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")
+	assert.Equal(t, []string{"web/staging"}, rp.applies(t))
 }

@@ -43,9 +43,14 @@ type Options struct {
 	API         API
 	Runs        RunReader // optional
 	// AppID is the App's ID, to find its own check runs after a restart.
-	AppID  int64
-	Clock  clock.Clock // default: the wall clock
-	Logger *slog.Logger
+	AppID int64
+	// ProgressInterval is how long a check run's output waits to be
+	// written again while only its progress changes (its status and
+	// conclusion stay); default 10s. A new status or conclusion is written
+	// at once.
+	ProgressInterval time.Duration
+	Clock            clock.Clock // default: the wall clock
+	Logger           *slog.Logger
 }
 
 // ChannelCheckName is the name of a release channel's check run.
@@ -65,9 +70,11 @@ type Reporter struct {
 	channels map[channelKey]*channel
 	queue    []task // work not written yet, oldest first; one entry per channel
 	waiting  map[task]bool
-	busy     bool      // a write is in flight
-	notAfter time.Time // GitHub asked to wait until then (rate limits)
-	retries  int       // consecutive failed writes
+	busy     bool               // a write is in flight
+	notAfter time.Time          // GitHub asked to wait until then (rate limits)
+	later    map[task]time.Time // progress to write then
+	flushing int                // Flush waits: write progress at once
+	retries  int                // consecutive failed writes
 	wake     chan struct{}
 	idle     *sync.Cond
 	tails    map[string]string      // output tails read so far, by run ID
@@ -95,10 +102,11 @@ type channel struct {
 }
 
 type checkRun struct {
-	commit string
-	id     int64  // 0: not found or created yet
-	looked bool   // GitHub was asked for an existing one
-	shown  output // what GitHub shows
+	commit  string
+	id      int64     // 0: not found or created yet
+	looked  bool      // GitHub was asked for an existing one
+	shown   output    // what GitHub shows
+	written time.Time // last written
 }
 
 // configsRun is the configs check of a commit.
@@ -114,8 +122,12 @@ func New(opts Options) *Reporter {
 		opts: opts, clock: opts.Clock, log: opts.Logger,
 		channels: map[channelKey]*channel{}, waiting: map[task]bool{},
 		wake: make(chan struct{}, 1), tails: map[string]string{}, configs: map[string]*configsRun{},
+		later: map[task]time.Time{},
 	}
 	r.idle = sync.NewCond(&r.mu)
+	if r.opts.ProgressInterval <= 0 {
+		r.opts.ProgressInterval = 10 * time.Second
+	}
 	if r.clock == nil {
 		r.clock = clock.Real{}
 	}
@@ -216,7 +228,17 @@ func (r *Reporter) enqueue(t task) {
 func (r *Reporter) Run(ctx context.Context) {
 	for {
 		r.mu.Lock()
-		wait := r.notAfter.Sub(r.clock.Now())
+		now := r.clock.Now()
+		var next time.Time
+		for t, at := range r.later {
+			if !at.After(now) || r.flushing > 0 {
+				delete(r.later, t)
+				r.enqueue(t)
+			} else if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+		wait := r.notAfter.Sub(now)
 		var t task
 		ready := len(r.queue) > 0 && wait <= 0
 		if ready {
@@ -225,6 +247,9 @@ func (r *Reporter) Run(ctx context.Context) {
 			r.busy = true
 		} else if len(r.queue) == 0 {
 			r.idle.Broadcast()
+			if !next.IsZero() {
+				wait = next.Sub(now)
+			}
 		}
 		r.mu.Unlock()
 		if !ready {
@@ -299,11 +324,19 @@ func (r *Reporter) failed(t task, err error) {
 // done, or Run has returned).
 func (r *Reporter) Flush(ctx context.Context) error {
 	done := make(chan struct{})
+	r.mu.Lock()
+	r.flushing++
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 	go func() {
 		r.mu.Lock()
-		for (len(r.queue) > 0 || r.busy) && ctx.Err() == nil {
+		for (len(r.queue) > 0 || r.busy || len(r.later) > 0) && ctx.Err() == nil {
 			r.idle.Wait()
 		}
+		r.flushing--
 		r.mu.Unlock()
 		close(done)
 	}()
@@ -369,7 +402,23 @@ func (r *Reporter) writeChannel(ctx context.Context, ch *channel) error {
 	sort.Slice(cs.targets, func(i, j int) bool { return cs.targets[i].Key().Service < cs.targets[j].Key().Service })
 	cs.tails = r.failedTails(ctx, cs.targets)
 	name := ChannelCheckName(ch.key.app, ch.key.channel)
-	return r.write(ctx, run, name, render(cs))
+	o := render(cs)
+	if at := run.written.Add(r.opts.ProgressInterval); run.id != 0 && progressOnly(run.shown, o) && r.clock.Now().Before(at) {
+		r.mu.Lock()
+		if r.flushing == 0 {
+			r.later[task{channel: ch.key}] = at
+			r.mu.Unlock()
+			return nil
+		}
+		r.mu.Unlock()
+	}
+	return r.write(ctx, run, name, o)
+}
+
+// progressOnly reports whether o differs from what is shown in its output
+// alone (a count, a target's line), not in status, conclusion or buttons.
+func progressOnly(shown, o output) bool {
+	return o != shown && o.status == shown.status && o.conclusion == shown.conclusion && o.approve == shown.approve
 }
 
 // supersede completes the check run of an earlier commit, unless it is
@@ -509,7 +558,7 @@ func (r *Reporter) put(ctx context.Context, run *checkRun, name string, o output
 	if err != nil {
 		return fmt.Errorf("write check run %q of %s: %w", name, short(run.commit), err)
 	}
-	run.id, run.looked, run.shown = cr.GetID(), true, o
+	run.id, run.looked, run.shown, run.written = cr.GetID(), true, o, r.clock.Now()
 	return nil
 }
 

@@ -358,3 +358,24 @@ func TestSecondaryRateLimitIsHonoured(t *testing.T) {
 	require.Len(t, writes, 1, "then the latest state only")
 	assert.Equal(t, "success", writes[0].Conclusion)
 }
+
+// While only a channel's progress changes (a target converged, another
+// still applying), its check run is not rewritten at each change: a new
+// status is written at once, progress at most every ProgressInterval.
+func TestProgressIsNotWrittenAtEveryChange(t *testing.T) {
+	f := newFixture(t)
+	var states []store.TargetState
+	for i := range 100 {
+		states = append(states, state(fmt.Sprintf("svc-%02d", i), "staging", f.c1, 1, store.StatusApplying))
+	}
+	f.report(states...)
+	created := f.writes()
+	require.NotZero(t, created)
+	for i := range 99 {
+		f.r.TargetChanged(context.Background(), state(fmt.Sprintf("svc-%02d", i), "staging", f.c1, 1, store.StatusConverged))
+	}
+	f.report(state("svc-99", "staging", f.c1, 1, store.StatusConverged))
+	writes := f.gh.CheckRunWrites(f.repo)
+	require.Len(t, writes, created+1, "99 changes of progress, then success: one more write")
+	assert.Equal(t, "success", writes[created].Conclusion)
+}

@@ -73,7 +73,8 @@ type Reporter struct {
 	busy     bool               // a write is in flight
 	notAfter time.Time          // GitHub asked to wait until then (rate limits)
 	later    map[task]time.Time // progress to write then
-	flushing int                // Flush waits: write progress at once
+	flushing int                // Flush waits: the progress waiting is written now
+	forced   map[task]bool      // progress Flush wants written now
 	retries  int                // consecutive failed writes
 	wake     chan struct{}
 	idle     *sync.Cond
@@ -122,7 +123,7 @@ func New(opts Options) *Reporter {
 		opts: opts, clock: opts.Clock, log: opts.Logger,
 		channels: map[channelKey]*channel{}, waiting: map[task]bool{},
 		wake: make(chan struct{}, 1), tails: map[string]string{}, configs: map[string]*configsRun{},
-		later: map[task]time.Time{},
+		later: map[task]time.Time{}, forced: map[task]bool{},
 	}
 	r.idle = sync.NewCond(&r.mu)
 	if r.opts.ProgressInterval <= 0 {
@@ -233,6 +234,7 @@ func (r *Reporter) Run(ctx context.Context) {
 		for t, at := range r.later {
 			if !at.After(now) || r.flushing > 0 {
 				delete(r.later, t)
+				r.forced[t] = r.flushing > 0
 				r.enqueue(t)
 			} else if next.IsZero() || at.Before(next) {
 				next = at
@@ -403,15 +405,16 @@ func (r *Reporter) writeChannel(ctx context.Context, ch *channel) error {
 	cs.tails = r.failedTails(ctx, cs.targets)
 	name := ChannelCheckName(ch.key.app, ch.key.channel)
 	o := render(cs)
-	if at := run.written.Add(r.opts.ProgressInterval); run.id != 0 && progressOnly(run.shown, o) && r.clock.Now().Before(at) {
-		r.mu.Lock()
-		if r.flushing == 0 {
-			r.later[task{channel: ch.key}] = at
-			r.mu.Unlock()
-			return nil
-		}
+	t := task{channel: ch.key}
+	r.mu.Lock()
+	forced := r.forced[t]
+	delete(r.forced, t)
+	if at := run.written.Add(r.opts.ProgressInterval); !forced && run.id != 0 && progressOnly(run.shown, o) && r.clock.Now().Before(at) {
+		r.later[t] = at
 		r.mu.Unlock()
+		return nil
 	}
+	r.mu.Unlock()
 	return r.write(ctx, run, name, o)
 }
 

@@ -376,6 +376,10 @@ func TestProgressIsNotWrittenAtEveryChange(t *testing.T) {
 	}
 	f.report(state("svc-99", "staging", f.c1, 1, store.StatusConverged))
 	writes := f.gh.CheckRunWrites(f.repo)
-	require.Len(t, writes, created+1, "99 changes of progress, then success: one more write")
+	var got []string
+	for _, w := range writes {
+		got = append(got, w.Method+" "+w.Status+w.Conclusion+" "+w.Title[:min(len(w.Title), 30)])
+	}
+	require.Len(t, writes, created+1, "99 changes of progress, then success: one more write: %v", got)
 	assert.Equal(t, "success", writes[created].Conclusion)
 }

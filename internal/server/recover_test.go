@@ -15,7 +15,6 @@ import (
 // again when the bot starts, and processed; one the bot has is not.
 func TestMissedDeliveryIsRedelivered(t *testing.T) {
 	r := newRig(t)
-	t.Setenv("E2E_STATE", r.world)
 	rp := r.addRepo("acme/deploys", "web")
 	r.start(server.Options{})
 	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")

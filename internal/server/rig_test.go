@@ -66,7 +66,7 @@ func service(name, version string) string {
 
 // rig is a fake GitHub with an installation, and a bot serving it.
 type rig struct {
-	t        *testing.T
+	t        testing.TB
 	gh       *githubtest.GitHub
 	inst     int64
 	dir      string // the bot's state folder
@@ -84,10 +84,11 @@ type repo struct {
 	world string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	r := &rig{t: t, gh: githubtest.New(t), dir: t.TempDir(), world: t.TempDir()}
 	r.inst = r.gh.AddInstallation("acme")
+	t.Setenv("E2E_STATE", r.world) // the jobs' world, given them by localRunner.passEnv
 	return r
 }
 
@@ -214,3 +215,22 @@ func (r *rig) repoStore(rp *repo) store.Store {
 }
 
 func (r *rig) hookURL() string { return r.hookAddr }
+
+// settled waits for the repository's head to be deployed as far as it goes
+// without approval, and shown so: staging converged, production waiting for
+// approval on every target.
+func (r *rig) settled(rp *repo) {
+	r.t.Helper()
+	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")
+	r.until("production shows every target waiting for approval", func() bool {
+		cr, ok := r.run(rp, "pvnbot: shop/production", rp.head)
+		return ok && cr.Conclusion == "action_required" && !strings.Contains(cr.Summary, "WAITING_PRECONDITIONS")
+	})
+}
+
+// waitQueue waits for the deliveries received so far to be processed.
+func waitQueue(r *rig) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return r.srv.Wait(ctx)
+}

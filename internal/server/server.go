@@ -158,6 +158,10 @@ func (s *Server) Handler() http.Handler {
 // Ready reports whether the store is open and its repositories resumed.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
+// Wait returns once no delivery is queued or being processed, or ctx is
+// done.
+func (s *Server) Wait(ctx context.Context) error { return s.queue.Wait(ctx) }
+
 // Store is the server's store.
 func (s *Server) Store() *store.SQLite { return s.db }
 

@@ -33,7 +33,6 @@ func (rp *repo) applies(t *testing.T) []string {
 // button; the check runs say so on the commit.
 func TestPushDeploysAndReportsCheckRuns(t *testing.T) {
 	r := newRig(t)
-	t.Setenv("E2E_STATE", r.world)
 	rp := r.addRepo("acme/deploys")
 	r.start(server.Options{})
 	sha := r.push(rp, map[string]string{"services/web.pvn.yaml": service("web", "1.0"), "services/api.pvn.yaml": service("api", "2.0")})
@@ -60,7 +59,6 @@ func TestPushDeploysAndReportsCheckRuns(t *testing.T) {
 // is acknowledged twice and processed once.
 func TestForgedAndRepeatedDeliveries(t *testing.T) {
 	r := newRig(t)
-	t.Setenv("E2E_STATE", r.world)
 	rp := r.addRepo("acme/deploys")
 	r.start(server.Options{})
 	before := rp.head
@@ -109,7 +107,6 @@ func TestForgedAndRepeatedDeliveries(t *testing.T) {
 // pvnbot: configs check with an annotation at each problem's line.
 func TestInvalidConfigsAreAnnotated(t *testing.T) {
 	r := newRig(t)
-	t.Setenv("E2E_STATE", r.world)
 	rp := r.addRepo("acme/deploys", "web")
 	r.start(server.Options{})
 	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")
@@ -140,7 +137,6 @@ func TestInvalidConfigsAreAnnotated(t *testing.T) {
 // check runs.
 func TestTwoRepositoriesOfOneInstallation(t *testing.T) {
 	r := newRig(t)
-	t.Setenv("E2E_STATE", r.world)
 	a := r.addRepo("acme/deploys", "web")
 	b := r.addRepo("acme/other", "web", "api")
 	r.start(server.Options{})
@@ -159,7 +155,6 @@ func TestTwoRepositoriesOfOneInstallation(t *testing.T) {
 // as DELETED, with the reason.
 func TestRemovedRepositoryIsNoLongerReconciled(t *testing.T) {
 	r := newRig(t)
-	t.Setenv("E2E_STATE", r.world)
 	rp := r.addRepo("acme/deploys", "web")
 	r.start(server.Options{})
 	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")
@@ -188,7 +183,6 @@ func TestRemovedRepositoryIsNoLongerReconciled(t *testing.T) {
 // it gets one engine, and a commit is applied once.
 func TestConcurrentPushesOfANewRepository(t *testing.T) {
 	r := newRig(t)
-	t.Setenv("E2E_STATE", r.world)
 	r.start(server.Options{})
 	rp := r.addRepo("acme/deploys", "web") // installed after the start
 	wr := webhook.Repo{FullName: rp.FullName, Owner: "acme", Name: "deploys", ID: rp.ID, InstallationID: r.inst, CloneURL: rp.CloneURL, DefaultBranch: "main"}
@@ -198,5 +192,34 @@ func TestConcurrentPushesOfANewRepository(t *testing.T) {
 	}
 	wg.Wait()
 	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")
+	assert.Equal(t, []string{"web/staging"}, rp.applies(t))
+}
+
+// Pushes to another branch, tags and branch deletions are not deploys.
+func TestPushesThatAreNotDeploys(t *testing.T) {
+	r := newRig(t)
+	rp := r.addRepo("acme/deploys", "web")
+	r.start(server.Options{})
+	r.untilRun(rp, "pvnbot: shop/staging", rp.head, "success")
+	deployed := rp.head
+	before := rp.head
+	sha := rp.commit(map[string]string{"services/web.pvn.yaml": service("web", "2")}, "on a branch")
+	for name, payload := range map[string][]byte{
+		"another branch":   r.gh.PushPayload(rp.Repo, "feature", before, sha),
+		"a tag":            r.gh.TagPushPayload(rp.Repo, "v2", sha),
+		"a deleted branch": r.gh.PushPayload(rp.Repo, "main", before, "0000000000000000000000000000000000000000"),
+	} {
+		guid, status, err := r.gh.Deliver("push", payload)
+		require.NoError(t, err, name)
+		require.Equal(t, http.StatusOK, status, name)
+		r.until(name+" processed", func() bool {
+			known, err := r.srv.Store().KnownDeliveries(context.Background(), []string{guid})
+			return err == nil && known[guid]
+		})
+	}
+	require.NoError(t, waitQueue(r))
+	last, _, err := r.repoStore(rp).LastIngested(context.Background(), "main")
+	require.NoError(t, err)
+	assert.Equal(t, deployed, last, "nothing new ingested")
 	assert.Equal(t, []string{"web/staging"}, rp.applies(t))
 }

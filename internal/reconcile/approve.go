@@ -23,8 +23,13 @@ type ApprovalRequest struct {
 	// Who is the approving person (already authorised by the caller).
 	Who string
 	// Source says where the approval was given ("comment", "button",
-	// "cli"); URL links to it. Both are kept with the approval.
+	// "cli"); URL links to it. Both are kept with the approval. The same
+	// URL approving again (a retried webhook) is the same approval.
 	Source, URL string
+	// Commit, when set, is the commit whose desired state is approved
+	// (the merge commit of the pull request commented on): targets whose
+	// desired state another commit brought are left alone.
+	Commit string
 }
 
 // RefusedError is an approval that was not taken; Reason is meant for the
@@ -60,11 +65,14 @@ func (e *Engine) Approve(ctx context.Context, req ApprovalRequest) ([]desired.Ke
 	now := e.clock.Now()
 	keys := make([]desired.Key, len(plan))
 	for i, a := range plan {
+		keys[i] = a.Key
+		if a.ID == "" {
+			continue // recorded before
+		}
 		t := e.targets[a.Key]
 		t.approvals = append(t.approvals, a)
 		e.w.queueApproval(a)
 		e.wakeNow(t, now)
-		keys[i] = a.Key
 	}
 	e.mu.Unlock()
 	e.poke()
@@ -101,12 +109,16 @@ func RecordApproval(ctx context.Context, st ApprovalStore, states []store.Target
 	if refused != nil {
 		return nil, refused
 	}
-	if err := st.Save(ctx, store.Batch{Approvals: plan}); err != nil {
-		return nil, fmt.Errorf("record approval by %s: %w", req.Who, err)
-	}
 	keys := make([]desired.Key, len(plan))
+	var fresh []store.Approval
 	for i, a := range plan {
 		keys[i] = a.Key
+		if a.ID != "" {
+			fresh = append(fresh, a)
+		}
+	}
+	if err := st.Save(ctx, store.Batch{Approvals: fresh}); err != nil {
+		return nil, fmt.Errorf("record approval by %s: %w", req.Who, err)
 	}
 	return keys, nil
 }
@@ -120,6 +132,9 @@ func approvable(st store.TargetState, req ApprovalRequest) bool {
 	if len(req.Services) > 0 && !slices.Contains(req.Services, k.Service) {
 		return false
 	}
+	if req.Commit != "" && st.Target.Commit != req.Commit {
+		return false
+	}
 	if need, _, _ := approvalRule(st.Target); !need {
 		return false
 	}
@@ -128,8 +143,9 @@ func approvable(st store.TargetState, req ApprovalRequest) bool {
 
 // planApproval decides what req approves among candidates (the targets it
 // names that wait for an approval), given the approvals each already has:
-// one new approval per target that req.Who had not approved yet, or the
-// reason nothing is approved.
+// one new approval per target that req.Who had not approved yet (one
+// without ID where req's URL approved it already), or the reason nothing is
+// approved.
 func planApproval(candidates []store.TargetState, approvalsOf func(desired.Key) []store.Approval, req ApprovalRequest, now time.Time, newID func() string) ([]store.Approval, *RefusedError) {
 	if req.Who == "" {
 		return nil, &RefusedError{Reason: "an approval needs the name of who approves"}
@@ -146,7 +162,12 @@ func planApproval(candidates []store.TargetState, approvalsOf func(desired.Key) 
 	var plan []store.Approval
 	var already []string
 	for _, c := range candidates {
-		if slices.Contains(countedApprovals(c.Target, approvalsOf(c.Key())), req.Who) {
+		given := approvalsOf(c.Key())
+		if req.URL != "" && slices.ContainsFunc(given, func(a store.Approval) bool { return a.URL == req.URL && a.Who == req.Who }) {
+			plan = append(plan, store.Approval{Key: c.Key()}) // recorded before: the same approval again
+			continue
+		}
+		if slices.Contains(countedApprovals(c.Target, given), req.Who) {
 			already = append(already, c.Target.Service)
 			continue
 		}

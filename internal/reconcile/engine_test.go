@@ -411,3 +411,29 @@ func TestDeleteAll(t *testing.T) {
 	_, err := w.approve("production", "alice")
 	assert.Error(t, err, "nothing waits any more")
 }
+
+// An approval names the commit it is for: targets whose desired state
+// another commit brought are not approved by it. The same approval again
+// (a retried webhook, by its URL) is taken as done, not refused.
+func TestApprovalOfACommit(t *testing.T) {
+	w := newWorld(t)
+	c1 := w.push(tgt("api", "production", manualApproval(false, 1)), tgt("web", "production", manualApproval(false, 1)))
+	c2 := w.push(tgt("api", "production", manualApproval(false, 1)), tgt("web", "production", manualApproval(false, 1), digest("v2")))
+	req := ApprovalRequest{Application: "shop", ReleaseChannel: "production", Who: "alice", Commit: c2, Source: "comment", URL: "https://x/pull/1#issuecomment-7"}
+	keys, err := w.e.Approve(w.ctx, req)
+	require.NoError(t, err)
+	assert.Equal(t, []desired.Key{key("web", "production")}, keys, "api's desired state is commit %s's", c1)
+	keys, err = w.e.Approve(w.ctx, req)
+	require.NoError(t, err, "the same comment again")
+	assert.Equal(t, []desired.Key{key("web", "production")}, keys)
+	w.settle()
+	assert.Equal(t, 1, w.runner.count(key("web", "production"), apply))
+	assert.Zero(t, w.runner.count(apiProd, apply))
+	approvals, err := w.store.CurrentApprovals(w.ctx)
+	require.NoError(t, err)
+	require.Len(t, approvals, 1, "recorded once")
+	assert.Equal(t, "comment", approvals[0].Source)
+	assert.Equal(t, req.URL, approvals[0].URL)
+	_, err = w.e.Approve(w.ctx, ApprovalRequest{Application: "shop", ReleaseChannel: "production", Who: "alice", Commit: c1})
+	assert.NoError(t, err, "api waits on c1: approved by naming c1")
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pvnbot/pvnbot/internal/clock"
 	"github.com/pvnbot/pvnbot/internal/config"
+	"github.com/pvnbot/pvnbot/internal/desired"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
@@ -31,17 +32,19 @@ type API interface {
 	ListCheckRunsForRef(ctx context.Context, owner, repo, ref string, opts *github.ListCheckRunsOptions) (*github.ListCheckRunsResults, *github.Response, error)
 }
 
-// RunReader gives a job run's record, for the output of what failed;
-// store.Store is one.
-type RunReader interface {
+// Records gives what the store keeps beside the targets' states: a job
+// run's record, for the output of what failed, and the approvals of a
+// desired state; store.Store is one.
+type Records interface {
 	Run(ctx context.Context, id string) (store.JobRun, error)
+	Approvals(ctx context.Context, key desired.Key, digest string) ([]store.Approval, error)
 }
 
 // Options wire a Reporter.
 type Options struct {
 	Owner, Repo string
 	API         API
-	Runs        RunReader // optional
+	Records     Records // optional
 	// AppID is the App's ID, to find its own check runs after a restart.
 	AppID int64
 	// ProgressInterval is how long a check run's output waits to be
@@ -53,8 +56,11 @@ type Options struct {
 	Logger           *slog.Logger
 }
 
+// CheckNamePrefix starts the name of every check run of pvnbot's.
+const CheckNamePrefix = "pvnbot: "
+
 // ChannelCheckName is the name of a release channel's check run.
-func ChannelCheckName(app, channel string) string { return "pvnbot: " + app + "/" + channel }
+func ChannelCheckName(app, channel string) string { return CheckNamePrefix + app + "/" + channel }
 
 // ConfigsCheckName is the name of the check run of a commit's config
 // problems.
@@ -79,19 +85,22 @@ type Reporter struct {
 	wake     chan struct{}
 	idle     *sync.Cond
 	tails    map[string]string      // output tails read so far, by run ID
-	configs  map[string]*configsRun // by commit
+	commits  map[commitKey]*commitCheck // configs and validate checks
 }
 
 var _ reconcile.Reporter = (*Reporter)(nil)
 
 type channelKey struct{ app, channel string }
 
-// task is a check run to bring up to date: a channel's, or the configs
-// check of a commit.
+// task is a check run to bring up to date: a channel's, or a check of a
+// commit.
 type task struct {
 	channel channelKey
-	configs string // commit, for the configs check
+	commit  commitKey
 }
+
+// commitKey names a check of a commit (pvnbot: configs, pvnbot: validate).
+type commitKey struct{ name, sha string }
 
 type channel struct {
 	key     channelKey
@@ -110,11 +119,14 @@ type checkRun struct {
 	written time.Time // last written
 }
 
-// configsRun is the configs check of a commit.
-type configsRun struct {
-	problems, warnings config.Errors
-	run                checkRun
-	annotated          int // annotations written
+// commitCheck is a check of a commit, written once: its output and the
+// annotations at files and lines.
+type commitCheck struct {
+	name        string
+	o           output
+	annotations []*github.CheckRunAnnotation
+	run         checkRun
+	annotated   int // annotations written
 }
 
 // New returns a Reporter; call Run to have it write.
@@ -122,7 +134,7 @@ func New(opts Options) *Reporter {
 	r := &Reporter{
 		opts: opts, clock: opts.Clock, log: opts.Logger,
 		channels: map[channelKey]*channel{}, waiting: map[task]bool{},
-		wake: make(chan struct{}, 1), tails: map[string]string{}, configs: map[string]*configsRun{},
+		wake: make(chan struct{}, 1), tails: map[string]string{}, commits: map[commitKey]*commitCheck{},
 		later: map[task]time.Time{}, forced: map[task]bool{},
 	}
 	r.idle = sync.NewCond(&r.mu)
@@ -196,6 +208,20 @@ func (ch *channel) commit() string {
 	return commit
 }
 
+// Rerun makes the next write of a channel's check run a new run (GitHub's
+// Re-run asks for one), even when nothing shown changed.
+func (r *Reporter) Rerun(app, channel string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := channelKey{app, channel}
+	ch := r.channels[key]
+	if ch == nil || ch.current == nil {
+		return
+	}
+	ch.current = &checkRun{commit: ch.current.commit, looked: true}
+	r.enqueue(task{channel: key})
+}
+
 // ReportProblems shows a commit's config problems and warnings as the
 // check run pvnbot: configs, with an annotation at each one's file and
 // line: failure when there is a problem, success with warnings otherwise.
@@ -204,13 +230,8 @@ func (r *Reporter) ReportProblems(commit string, problems, warnings config.Error
 	if len(problems) == 0 && len(warnings) == 0 {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.configs[commit] != nil {
-		return // a commit's configs do not change
-	}
-	r.configs[commit] = &configsRun{problems: problems, warnings: warnings, run: checkRun{commit: commit}}
-	r.enqueue(task{configs: commit})
+	all := append(append(config.Errors{}, problems...), warnings...)
+	r.check(ConfigsCheckName, commit, configsOutput(problems, warnings), annotations(all))
 }
 
 // enqueue adds t to the work, once. Called with r.mu held.
@@ -357,10 +378,10 @@ func (r *Reporter) Flush(ctx context.Context) error {
 // do writes what t needs written.
 func (r *Reporter) do(ctx context.Context, t task) error {
 	r.mu.Lock()
-	if t.configs != "" {
-		c := r.configs[t.configs]
+	if t.commit.sha != "" {
+		c := r.commits[t.commit]
 		r.mu.Unlock()
-		return r.writeConfigs(ctx, c)
+		return r.writeCommitCheck(ctx, c)
 	}
 	ch := r.channels[t.channel]
 	old := ch.superseded
@@ -403,6 +424,7 @@ func (r *Reporter) writeChannel(ctx context.Context, ch *channel) error {
 	r.mu.Unlock()
 	sort.Slice(cs.targets, func(i, j int) bool { return cs.targets[i].Key().Service < cs.targets[j].Key().Service })
 	cs.tails = r.failedTails(ctx, cs.targets)
+	cs.approvals = r.approvals(ctx, cs.targets)
 	name := ChannelCheckName(ch.key.app, ch.key.channel)
 	o := render(cs)
 	t := task{channel: ch.key}
@@ -418,10 +440,12 @@ func (r *Reporter) writeChannel(ctx context.Context, ch *channel) error {
 	return r.write(ctx, run, name, o)
 }
 
-// progressOnly reports whether o differs from what is shown in its output
-// alone (a count, a target's line), not in status, conclusion or buttons.
+// progressOnly reports whether o is the progress of a run in progress: it
+// differs from what is shown in its output alone (a count, a target's
+// line), not in status or conclusion. What a completed run shows (an
+// approval given, a failure's output) is written at once.
 func progressOnly(shown, o output) bool {
-	return o != shown && o.status == shown.status && o.conclusion == shown.conclusion && o.approve == shown.approve
+	return o != shown && o.status == statusInProgress && o.status == shown.status && o.conclusion == shown.conclusion
 }
 
 // supersede completes the check run of an earlier commit, unless it is
@@ -441,10 +465,35 @@ func (r *Reporter) supersede(ctx context.Context, key channelKey, run *checkRun,
 	return r.write(ctx, run, name, o)
 }
 
+// approvals reads the approvals of the targets' desired states, by
+// service.
+func (r *Reporter) approvals(ctx context.Context, targets []store.TargetState) map[string][]store.Approval {
+	out := map[string][]store.Approval{}
+	if r.opts.Records == nil {
+		return out
+	}
+	for _, st := range targets {
+		if !needsApproval(st.Target) {
+			continue
+		}
+		all, err := r.opts.Records.Approvals(ctx, st.Key(), st.Target.Digest)
+		if err != nil {
+			r.log.Warn("read approvals", "target", st.Key().String(), "err", err)
+			continue
+		}
+		for _, a := range all {
+			if a.Commit == st.Target.Commit {
+				out[st.Key().Service] = append(out[st.Key().Service], a)
+			}
+		}
+	}
+	return out
+}
+
 // failedTails reads the output of the failed targets' last jobs.
 func (r *Reporter) failedTails(ctx context.Context, targets []store.TargetState) map[string]string {
 	out := map[string]string{}
-	if r.opts.Runs == nil {
+	if r.opts.Records == nil {
 		return out
 	}
 	for _, st := range targets {
@@ -459,7 +508,7 @@ func (r *Reporter) failedTails(ctx context.Context, targets []store.TargetState)
 			t, ok := r.tails[o.RunID]
 			r.mu.Unlock()
 			if !ok {
-				run, err := r.opts.Runs.Run(ctx, o.RunID)
+				run, err := r.opts.Records.Run(ctx, o.RunID)
 				if err != nil {
 					continue
 				}

@@ -67,7 +67,7 @@ func (f *fixture) startWith(api checks.API) {
 	if f.stop != nil {
 		f.stop()
 	}
-	f.r = checks.New(checks.Options{Owner: "acme", Repo: "deploys", API: api, Runs: f.runs, AppID: f.gh.AppID(), Clock: f.clock})
+	f.r = checks.New(checks.Options{Owner: "acme", Repo: "deploys", API: api, Records: f.runs, AppID: f.gh.AppID(), Clock: f.clock})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.r.Run(ctx); close(done) }()

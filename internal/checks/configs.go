@@ -10,15 +10,27 @@ import (
 	"github.com/pvnbot/pvnbot/internal/config"
 )
 
-// writeConfigs writes the configs check of a commit: created with the first
-// 50 annotations, then updated with 50 more at a time (GitHub appends
-// them), resuming where a failed write left off.
-func (r *Reporter) writeConfigs(ctx context.Context, c *configsRun) error {
-	o := configsOutput(c.problems, c.warnings)
-	all := annotations(append(append(config.Errors{}, c.problems...), c.warnings...))
+// check queues the check name of a commit, once: a commit's configs do
+// not change. Called without r.mu.
+func (r *Reporter) check(name, sha string, o output, annotations []*github.CheckRunAnnotation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := commitKey{name, sha}
+	if r.commits[k] != nil {
+		return
+	}
+	r.commits[k] = &commitCheck{name: name, o: o, annotations: annotations, run: checkRun{commit: sha}}
+	r.enqueue(task{commit: k})
+}
+
+// writeCommitCheck writes a check of a commit: created with the first 50
+// annotations, then updated with 50 more at a time (GitHub appends them),
+// resuming where a failed write left off.
+func (r *Reporter) writeCommitCheck(ctx context.Context, c *commitCheck) error {
+	all := c.annotations
 	if c.run.id == 0 {
 		if !c.run.looked {
-			if err := r.find(ctx, &c.run, ConfigsCheckName); err != nil {
+			if err := r.find(ctx, &c.run, c.name); err != nil {
 				return err
 			}
 			if c.run.id != 0 {
@@ -26,7 +38,7 @@ func (r *Reporter) writeConfigs(ctx context.Context, c *configsRun) error {
 			}
 		}
 		first := all[:min(len(all), maxAnnotations)]
-		if err := r.put(ctx, &c.run, ConfigsCheckName, o, first); err != nil {
+		if err := r.put(ctx, &c.run, c.name, c.o, first); err != nil {
 			return err
 		}
 		c.annotated = len(first)
@@ -34,11 +46,11 @@ func (r *Reporter) writeConfigs(ctx context.Context, c *configsRun) error {
 	for c.annotated < len(all) {
 		batch := all[c.annotated:min(len(all), c.annotated+maxAnnotations)]
 		_, _, err := r.opts.API.UpdateCheckRun(ctx, r.opts.Owner, r.opts.Repo, c.run.id, github.UpdateCheckRunOptions{
-			Name:   ConfigsCheckName,
-			Output: &github.CheckRunOutput{Title: github.Ptr(o.title), Summary: github.Ptr(o.summary), Annotations: batch},
+			Name:   c.name,
+			Output: &github.CheckRunOutput{Title: github.Ptr(c.o.title), Summary: github.Ptr(c.o.summary), Annotations: batch},
 		})
 		if err != nil {
-			return fmt.Errorf("annotate check run %q of %s: %w", ConfigsCheckName, short(c.run.commit), err)
+			return fmt.Errorf("annotate check run %q of %s: %w", c.name, short(c.run.commit), err)
 		}
 		c.annotated += len(batch)
 	}

@@ -1,11 +1,13 @@
 package checks
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/pvnbot/pvnbot/internal/desired"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
 
@@ -35,8 +37,9 @@ func (o output) completed() bool { return o.status == statusCompleted }
 type channelState struct {
 	app, channel string
 	commit       string
-	targets      []store.TargetState // live ones, by service
-	tails        map[string]string   // output tail by run ID, of failed jobs
+	targets      []store.TargetState         // live ones, by service
+	tails        map[string]string           // output tail by run ID, of failed jobs
+	approvals    map[string][]store.Approval // of the desired states, by service
 }
 
 // failing reports whether a target's last job failed, including while it
@@ -104,6 +107,30 @@ func summary(cs channelState, o output) string {
 	}
 	if o.approve {
 		b.WriteString("\nApprove with the **Approve** button above, or comment `/approve " + cs.channel + "` on the pull request.\n")
+	}
+	if len(cs.approvals) > 0 {
+		b.WriteString("\n**Approvals**\n\n")
+		for _, st := range cs.targets {
+			svc := st.Key().Service
+			if len(cs.approvals[svc]) == 0 {
+				continue
+			}
+			var who []string
+			for _, a := range cs.approvals[svc] {
+				by := "approved by @" + cell(a.Who)
+				switch {
+				case a.URL != "":
+					by += fmt.Sprintf(" ([%s](%s))", cmp.Or(a.Source, "link"), a.URL)
+				case a.Source != "":
+					by += " (" + a.Source + ")"
+				}
+				if a.ConsumedBy != "" {
+					by += ", used by an apply"
+				}
+				who = append(who, by)
+			}
+			fmt.Fprintf(&b, "- %s: %s\n", cell(svc), strings.Join(who, "; "))
+		}
 	}
 	for _, st := range cs.targets {
 		if !failing(st) {
@@ -233,4 +260,12 @@ func short(sha string) string {
 		return sha[:7]
 	}
 	return sha
+}
+
+// needsApproval reports whether a target's applies need approval.
+func needsApproval(tg desired.Target) bool {
+	if tg.Policy.RequireApprovalBeforeApply {
+		return true
+	}
+	return slices.ContainsFunc(tg.Preconditions, func(p desired.Precondition) bool { return p.ManualApproval != nil })
 }

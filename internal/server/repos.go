@@ -95,7 +95,7 @@ func (s *Server) start(ctx context.Context, meta store.ServedRepo) (*repoService
 		return nil, err
 	}
 	svc.reporter = checks.New(checks.Options{
-		Owner: owner, Repo: name, API: client.Checks, Runs: svc.store, AppID: s.cfg.GitHub.App.IntegrationID,
+		Owner: owner, Repo: name, API: client.Checks, Records: svc.store, AppID: s.cfg.GitHub.App.IntegrationID,
 		Clock: s.clock, Logger: s.log,
 	})
 	jobs := s.links.Runner(local.New(svc.wt, local.WithPassEnv(s.cfg.Bot.LocalRunner.PassEnv...), local.WithLogger(svc.log)), s.kube)

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-github/v89/github"
 	"github.com/palantir/go-githubapp/githubapp"
 
+	"github.com/pvnbot/pvnbot/internal/approval"
 	"github.com/pvnbot/pvnbot/internal/clock"
 	"github.com/pvnbot/pvnbot/internal/gitrepo"
 	"github.com/pvnbot/pvnbot/internal/links"
@@ -54,6 +55,7 @@ type Server struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	queue   *webhook.Queue
+	gate    *approval.Gate
 	hook    http.Handler
 	dir     string // beside the store: mirrors and checkouts
 	ready   atomic.Bool
@@ -116,9 +118,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.mirror = gitrepo.NewMirror(filepath.Join(s.dir, "mirrors"))
 	qopts := opts.Queue
 	qopts.Clock, qopts.Logger = s.clock, s.log
+	s.gate = approval.NewGate(roles{s}, s.clock)
 	s.queue = webhook.NewQueue(s.db, qopts,
 		&webhook.Push{Deployer: s, Logger: s.log},
 		&webhook.Installation{Deployer: s, Logger: s.log},
+		&webhook.IssueComment{Approver: s, Logger: s.log},
+		&webhook.CheckRun{Approver: s, AppID: cfg.GitHub.App.IntegrationID, Logger: s.log},
+		&webhook.PullRequest{Planner: s, Logger: s.log},
 	)
 	s.hook = githubapp.NewEventDispatcher(s.queue.Handlers(), cfg.GitHub.App.WebhookSecret,
 		githubapp.WithScheduler(s.queue), githubapp.WithErrorCallback(s.hookError))

@@ -218,6 +218,14 @@ var migrations = []migration{
 		`UPDATE deliveries SET status = CASE WHEN processed_at IS NULL THEN 'pending' WHEN error = '' THEN 'done' ELSE 'failed' END`,
 		`DROP INDEX deliveries_pending`,
 		`CREATE INDEX deliveries_pending ON deliveries (received_at) WHERE status = 'pending'`,
+		// replies: the comments pvnbot answered, so that it answers each at
+		// most once, whatever the redeliveries and edits.
+		`CREATE TABLE replies (
+			repo       TEXT NOT NULL,
+			comment_id INTEGER NOT NULL,
+			at         TEXT,
+			PRIMARY KEY (repo, comment_id)
+		)`,
 		// served_repos: the repositories bot serve serves, with what it
 		// needs to reach them before GitHub is asked again.
 		`CREATE TABLE served_repos (

@@ -65,3 +65,27 @@ func (s *SQLite) ServedRepos(ctx context.Context) ([]ServedRepo, error) {
 	}
 	return out, nil
 }
+
+// ClaimReply records that pvnbot answers comment commentID of repo, before
+// it does; false when it did (or started to) already. Release it when the
+// answer could not be posted.
+func (s *SQLite) ClaimReply(ctx context.Context, repo string, commentID int64, at time.Time) (bool, error) {
+	res, err := s.write(ctx, `INSERT INTO replies (repo, comment_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		repo, commentID, dbTime(at))
+	if err != nil {
+		return false, fmt.Errorf("record the reply to comment %d of %s: %w", commentID, repo, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record the reply to comment %d of %s: %w", commentID, repo, err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseReply undoes ClaimReply, for an answer that could not be posted.
+func (s *SQLite) ReleaseReply(ctx context.Context, repo string, commentID int64) error {
+	if _, err := s.write(ctx, `DELETE FROM replies WHERE repo = ? AND comment_id = ?`, repo, commentID); err != nil {
+		return fmt.Errorf("forget the reply to comment %d of %s: %w", commentID, repo, err)
+	}
+	return nil
+}

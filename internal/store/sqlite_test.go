@@ -490,3 +490,21 @@ func TestSQLiteServedRepos(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []store.ServedRepo{b}, got)
 }
+
+func TestSQLiteReplies(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	first, err := s.ClaimReply(ctx, "github.com/acme/a", 7, t0)
+	require.NoError(t, err)
+	assert.True(t, first)
+	again, err := s.ClaimReply(ctx, "github.com/acme/a", 7, t0)
+	require.NoError(t, err)
+	assert.False(t, again, "one reply per comment")
+	other, err := s.ClaimReply(ctx, "github.com/acme/b", 7, t0)
+	require.NoError(t, err)
+	assert.True(t, other, "per repository")
+	require.NoError(t, s.ReleaseReply(ctx, "github.com/acme/a", 7))
+	retry, err := s.ClaimReply(ctx, "github.com/acme/a", 7, t0)
+	require.NoError(t, err)
+	assert.True(t, retry, "released: claimed again")
+}

@@ -225,3 +225,17 @@ func (r *Repo) Open() *gitrepo.Repo {
 func (r *Repo) path(p string) string {
 	return filepath.Join(r.Dir, filepath.FromSlash(p))
 }
+
+// Reset moves the branch HEAD names back to commit sha, its files too (git
+// reset --hard): the commits after it stay in the repository, on no
+// branch, as a pull request's head does.
+func (r *Repo) Reset(sha string) {
+	r.t.Helper()
+	wt, err := r.git.Worktree()
+	if err == nil {
+		err = wt.Reset(&git.ResetOptions{Mode: git.HardReset, Commit: plumbing.NewHash(sha)})
+	}
+	if err != nil {
+		r.t.Fatalf("gitrepotest: reset to %s: %v", sha, err)
+	}
+}

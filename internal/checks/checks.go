@@ -84,7 +84,7 @@ type Reporter struct {
 	retries  int                // consecutive failed writes
 	wake     chan struct{}
 	idle     *sync.Cond
-	tails    map[string]string      // output tails read so far, by run ID
+	tails    map[string]string          // output tails read so far, by run ID
 	commits  map[commitKey]*commitCheck // configs and validate checks
 }
 

@@ -290,6 +290,18 @@ func (g *GitHub) Requests() []Request {
 	return append([]Request(nil), g.requests...)
 }
 
+// Tokens is every installation token issued so far, for tests that look
+// for them where they must not be.
+func (g *GitHub) Tokens() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]string, 0, len(g.tokens))
+	for raw := range g.tokens {
+		out = append(out, raw)
+	}
+	return out
+}
+
 // RateLimitNext makes the next n REST writes (POST, PATCH, PUT, DELETE,
 // except installation token requests) answer 403 with
 // X-RateLimit-Remaining: 0 and X-RateLimit-Reset: reset, GitHub's primary

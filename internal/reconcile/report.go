@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/pvnbot/pvnbot/internal/store"
@@ -64,4 +65,31 @@ func (r *reports) wait() {
 	for r.busy {
 		r.drained.Wait()
 	}
+}
+
+// Reporters tells each of rs of every change, in order.
+func Reporters(rs ...Reporter) Reporter { return multi(rs) }
+
+type multi []Reporter
+
+func (m multi) TargetChanged(ctx context.Context, st store.TargetState) {
+	for _, r := range m {
+		r.TargetChanged(ctx, st)
+	}
+}
+
+// LogReporter logs one line per change of a target, with its reason.
+func LogReporter(log *slog.Logger) Reporter { return logReporter{log} }
+
+type logReporter struct{ log *slog.Logger }
+
+func (l logReporter) TargetChanged(ctx context.Context, st store.TargetState) {
+	attrs := []any{"target", st.Key().String(), "status", string(st.Status), "commit", st.Target.Commit}
+	if st.Message != "" {
+		attrs = append(attrs, "reason", st.Message)
+	}
+	if st.Running.RunID != "" {
+		attrs = append(attrs, "run_id", st.Running.RunID)
+	}
+	l.log.InfoContext(ctx, "target changed", attrs...)
 }

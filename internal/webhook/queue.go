@@ -53,6 +53,9 @@ type QueueOptions struct {
 	Timeout time.Duration
 	Clock   clock.Clock
 	Logger  *slog.Logger
+	// Observe, when set, is told of each delivery's outcome: received,
+	// duplicate, failed (an attempt), given_up.
+	Observe func(event, outcome string)
 }
 
 // Queue stores deliveries as they arrive and processes them in order per
@@ -109,6 +112,9 @@ func NewQueue(s Store, opts QueueOptions, handlers ...githubapp.EventHandler) *Q
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
 	}
+	if q.opts.Observe == nil {
+		q.opts.Observe = func(string, string) {}
+	}
 	q.idle = sync.NewCond(&q.mu)
 	for _, h := range handlers {
 		for _, event := range h.Handles() {
@@ -149,9 +155,11 @@ func (q *Queue) Schedule(ctx context.Context, d githubapp.Dispatch) error {
 	}
 	log := q.log.With("delivery_id", d.DeliveryID, "event", d.EventType, "repo", delivery.Repo)
 	if !isNew {
+		q.opts.Observe(d.EventType, "duplicate")
 		log.Info("delivery seen before: acknowledged, not processed again")
 		return nil
 	}
+	q.opts.Observe(d.EventType, "received")
 	log.Debug("delivery stored")
 	q.add(delivery)
 	return nil
@@ -310,7 +318,9 @@ func (q *Queue) process(ctx context.Context, d store.Delivery) (retry time.Time)
 	}
 	attempts := d.Attempts + 1
 	var permanent permanentError
+	q.opts.Observe(d.Event, "failed")
 	if errors.As(err, &permanent) || attempts >= q.opts.MaxAttempts {
+		q.opts.Observe(d.Event, "given_up")
 		log.Error("delivery given up", "err", err, "attempts", attempts)
 		if err := q.store.DeliveryFailed(rec, d.ID, now, err.Error(), time.Time{}); err != nil {
 			log.Error("record delivery given up", "err", err)

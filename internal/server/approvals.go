@@ -71,11 +71,11 @@ func (s *Server) Comment(ctx context.Context, c webhook.Comment) error {
 		if cmd.Kind != approval.Approve {
 			return nil
 		}
-		return s.replyOnce(ctx, svc, c, "edited comments never approve: write the approval in a new comment.")
+		return s.refuse(ctx, svc, c, "edited", "edited comments never approve: write the approval in a new comment.")
 	case cmd.Kind == approval.Reply:
 		return s.replyOnce(ctx, svc, c, cmd.Reply)
 	case !c.IsPR:
-		return s.replyOnce(ctx, svc, c, "approvals are given on the pull request whose merge produced the commit waiting for approval, not on an issue.")
+		return s.refuse(ctx, svc, c, "not_pull_request", "approvals are given on the pull request whose merge produced the commit waiting for approval, not on an issue.")
 	}
 	client, err := s.installationClient(svc.meta.InstallationID)
 	if err != nil {
@@ -87,13 +87,13 @@ func (s *Server) Comment(ctx context.Context, c webhook.Comment) error {
 	}
 	merge := pr.GetMergeCommitSHA()
 	if !pr.GetMerged() || merge == "" {
-		return s.replyOnce(ctx, svc, c, fmt.Sprintf("#%d is not merged: an approval is for the commit its merge deploys.", c.Number))
+		return s.refuse(ctx, svc, c, "not_merged", fmt.Sprintf("#%d is not merged: an approval is for the commit its merge deploys.", c.Number))
 	}
 	if reason, err := s.gate.Check(ctx, svc.owner, svc.name, approval.Person{Login: c.User, Type: c.UserType}); err != nil {
 		return err
 	} else if reason != "" {
 		log.Info("approval refused", "reason", reason)
-		return s.replyOnce(ctx, svc, c, reason)
+		return s.refuse(ctx, svc, c, "not_allowed", reason)
 	}
 	if done, err := s.approvedBy(ctx, svc, c.URL); err != nil {
 		return err
@@ -105,10 +105,17 @@ func (s *Server) Comment(ctx context.Context, c webhook.Comment) error {
 	}, fmt.Sprintf("#%d's merge commit %s", c.Number, short(merge)))
 	if refusal != "" {
 		log.Info("approval refused", "reason", refusal)
-		return s.replyOnce(ctx, svc, c, refusal)
+		return s.refuse(ctx, svc, c, "nothing_to_approve", refusal)
 	}
 	log.Info("approval accepted", "targets", len(approved), "commit", merge)
+	s.metrics.Approval("")
 	return s.react(ctx, svc, c)
+}
+
+// refuse answers an approval that was not taken, once, and counts it.
+func (s *Server) refuse(ctx context.Context, svc *repoService, c webhook.Comment, code, text string) error {
+	s.metrics.Approval(code)
+	return s.replyOnce(ctx, svc, c, text)
 }
 
 // approve records the approval of cmd's release channel (or the only one
@@ -209,7 +216,11 @@ func (s *Server) replyOnce(ctx context.Context, svc *repoService, c webhook.Comm
 	if err != nil || !claimed {
 		return err
 	}
-	if err := s.comment(ctx, svc, c.Number, fmt.Sprintf("@%s %s", c.User, text)); err != nil {
+	mention := "@" + c.User
+	if !strings.HasPrefix(text, mention+" ") { // the gate's reasons name whom they refuse
+		text = mention + " " + text
+	}
+	if err := s.comment(ctx, svc, c.Number, text); err != nil {
 		if rerr := s.db.ReleaseReply(context.WithoutCancel(ctx), svc.meta.Repo, c.ID); rerr != nil {
 			return errors.Join(err, rerr)
 		}
@@ -253,7 +264,9 @@ func (s *Server) CheckRunAction(ctx context.Context, r webhook.Repo, name, sha, 
 	if err != nil {
 		return err
 	}
+	code := "not_allowed"
 	if reason == "" {
+		code = "nothing_to_approve"
 		keys, err := svc.engine.Approve(ctx, reconcile.ApprovalRequest{
 			Application: app, ReleaseChannel: channel, Who: user, Source: "button", Commit: sha,
 		})
@@ -265,9 +278,11 @@ func (s *Server) CheckRunAction(ctx context.Context, r webhook.Repo, name, sha, 
 			return err
 		default:
 			log.Info("approval accepted", "targets", len(keys), "source", "button")
+			s.metrics.Approval("")
 			return nil
 		}
 	}
+	s.metrics.Approval(code)
 	log.Info("approval refused", "reason", reason, "source", "button")
 	number, err := s.pullOf(ctx, svc, sha)
 	if err != nil || number == 0 {

@@ -98,9 +98,9 @@ func TestRefusedApprovalsAreAnsweredOnce(t *testing.T) {
 		editedAfter bool
 	}{
 		{name: "read permission", action: "created", isPR: true, user: "rob", kind: "User", body: "/approve production",
-			want: "@rob @rob has read access to acme/deploys: approving needs write, maintain or admin."},
+			want: "@rob has read access to acme/deploys: approving needs write, maintain or admin."},
 		{name: "a bot", action: "created", isPR: true, user: "ci[bot]", kind: "Bot", body: "/approve production",
-			want: "@ci[bot] @ci[bot] is a bot: approvals are given by people."},
+			want: "@ci[bot] is a bot: approvals are given by people."},
 		{name: "an edited comment", action: "edited", isPR: true, user: "alice", kind: "User", body: "/approve production",
 			want: "@alice edited comments never approve: write the approval in a new comment."},
 		{name: "an unknown channel", action: "created", isPR: true, user: "alice", kind: "User", body: "/approve prod",

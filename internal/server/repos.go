@@ -98,9 +98,10 @@ func (s *Server) start(ctx context.Context, meta store.ServedRepo) (*repoService
 		Owner: owner, Repo: name, API: client.Checks, Records: svc.store, AppID: s.cfg.GitHub.App.IntegrationID,
 		Clock: s.clock, Logger: s.log,
 	})
-	jobs := s.links.Runner(local.New(svc.wt, local.WithPassEnv(s.cfg.Bot.LocalRunner.PassEnv...), local.WithLogger(svc.log)), s.kube)
+	jobs := s.metrics.Runner(s.links.Runner(local.New(svc.wt, local.WithPassEnv(s.cfg.Bot.LocalRunner.PassEnv...), local.WithLogger(svc.log)), s.kube))
+	reporters := reconcile.Reporters(svc.reporter, s.metrics.Convergence(owner+"/"+name, s.clock.Now), reconcile.LogReporter(svc.log))
 	svc.engine, err = reconcile.New(ctx, reconcile.Options{
-		Runner: jobs, Store: svc.store, Reporter: svc.reporter, Clock: s.clock, Logger: svc.log,
+		Runner: jobs, Store: svc.store, Reporter: reporters, Clock: s.clock, Logger: svc.log,
 		// Drift made while the bot was down is found at once.
 		CheckAllOnStart: true,
 	})

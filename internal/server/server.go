@@ -22,6 +22,7 @@ import (
 	"github.com/pvnbot/pvnbot/internal/clock"
 	"github.com/pvnbot/pvnbot/internal/gitrepo"
 	"github.com/pvnbot/pvnbot/internal/links"
+	"github.com/pvnbot/pvnbot/internal/metrics"
 	"github.com/pvnbot/pvnbot/internal/runner/kube"
 	"github.com/pvnbot/pvnbot/internal/store"
 	"github.com/pvnbot/pvnbot/internal/webhook"
@@ -39,6 +40,8 @@ type Options struct {
 	Queue          webhook.QueueOptions
 	Clock          clock.Clock
 	Logger         *slog.Logger
+	// Metrics collects what /metrics serves; default: new ones.
+	Metrics *metrics.Metrics
 }
 
 // Server is bot serve.
@@ -56,6 +59,7 @@ type Server struct {
 	log     *slog.Logger
 	queue   *webhook.Queue
 	gate    *approval.Gate
+	metrics *metrics.Metrics
 	hook    http.Handler
 	dir     string // beside the store: mirrors and checkouts
 	ready   atomic.Bool
@@ -88,6 +92,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.metrics = opts.Metrics
+	if s.metrics == nil {
+		s.metrics = metrics.New()
+	}
 	if opts.Links != nil {
 		s.links = *opts.Links
 	} else {
@@ -99,7 +107,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	s.host = web.Host
 	s.creator, err = githubapp.NewDefaultCachingClientCreator(cfg.GitHub, githubapp.WithClientUserAgent("pvnbot"),
-		githubapp.WithClientTimeout(30*time.Second))
+		githubapp.WithClientTimeout(30*time.Second), s.metrics.ClientMiddleware())
 	if err != nil {
 		return nil, fmt.Errorf("GitHub clients: %w", err)
 	}
@@ -117,7 +125,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	s.mirror = gitrepo.NewMirror(filepath.Join(s.dir, "mirrors"))
 	qopts := opts.Queue
-	qopts.Clock, qopts.Logger = s.clock, s.log
+	qopts.Clock, qopts.Logger, qopts.Observe = s.clock, s.log, s.metrics.Delivery
 	s.gate = approval.NewGate(roles{s}, s.clock)
 	s.queue = webhook.NewQueue(s.db, qopts,
 		&webhook.Push{Deployer: s, Logger: s.log},
@@ -128,7 +136,29 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	)
 	s.hook = githubapp.NewEventDispatcher(s.queue.Handlers(), cfg.GitHub.App.WebhookSecret,
 		githubapp.WithScheduler(s.queue), githubapp.WithErrorCallback(s.hookError))
+	s.metrics.Register(metrics.Targets(s.snapshot), metrics.Queue(func() store.DeliveryCounts {
+		c, err := s.db.CountDeliveries(context.Background())
+		if err != nil {
+			s.log.Warn("count deliveries", "err", err)
+		}
+		return c
+	}, s.clock.Now))
 	return s, nil
+}
+
+// snapshot is every served repository's targets, for the metrics.
+func (s *Server) snapshot() map[string][]store.TargetState {
+	s.mu.Lock()
+	repos := make([]*repoService, 0, len(s.repos))
+	for _, svc := range s.repos {
+		repos = append(repos, svc)
+	}
+	s.mu.Unlock()
+	out := make(map[string][]store.TargetState, len(repos))
+	for _, svc := range repos {
+		out[svc.owner+"/"+svc.name] = svc.engine.Snapshot()
+	}
+	return out
 }
 
 // hookError answers a webhook that was not taken: 400 for a bad signature
@@ -138,6 +168,7 @@ func (s *Server) hookError(w http.ResponseWriter, r *http.Request, err error) {
 	log := s.log.With("delivery_id", r.Header.Get("X-GitHub-Delivery"), "event", r.Header.Get("X-GitHub-Event"))
 	var ve githubapp.ValidationError
 	if errors.As(err, &ve) {
+		s.metrics.Delivery(r.Header.Get("X-GitHub-Event"), "refused")
 		log.Warn("webhook refused: invalid signature or headers", "err", ve.Cause, "remote", r.RemoteAddr)
 		http.Error(w, "Invalid webhook headers or payload", http.StatusBadRequest)
 		return
@@ -150,6 +181,7 @@ func (s *Server) hookError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+githubapp.DefaultWebhookRoute, http.MaxBytesHandler(s.hook, 25<<20))
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {

@@ -7,12 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/links"
 	"github.com/pvnbot/pvnbot/internal/localmode"
+	"github.com/pvnbot/pvnbot/internal/metrics"
 )
 
 // runRun is `bot run --repo DIR`: the engine on a local Git repository, with
@@ -32,9 +36,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	kubeContext := fs.String("context", "", "with --kubeconfig: link only this `CONTEXT` (default: every context, each under its own name)")
 	kubeName := fs.String("kube-runtime", "", "with --kubeconfig: the `NAME` runtimes use for the linked context (default: the context's name)")
 	botConfig := fs.String("bot-config", "", "take kubernetesRuntimes, containerRegistries and localRunner.passEnv from this bot.yaml `FILE`")
+	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics at http://`ADDR`/metrics (host:port; port 0 picks one)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bot run --repo DIR [--branch B] [--state FILE] [--once] [--pass-env NAME]... [--poll 2s]")
-		fmt.Fprintln(stderr, "               [--kubeconfig FILE [--context C] [--kube-runtime NAME]] [--bot-config bot.yaml]")
+		fmt.Fprintln(stderr, "               [--kubeconfig FILE [--context C] [--kube-runtime NAME]] [--bot-config bot.yaml] [--metrics-listen ADDR]")
 		fmt.Fprintln(stderr, "\nDeploys each new commit of a local repository's branch with local processes, and keeps it converged.")
 		fmt.Fprintln(stderr, "State is a SQLite file (WAL, synchronous=NORMAL): it survives the bot being killed at any point;")
 		fmt.Fprintln(stderr, "a power loss may roll back its last transitions (never corrupt it), and the bot then repeats them.")
@@ -60,6 +65,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts.PassEnv = append(opts.PassEnv, links.passEnv...)
 	opts.Out = stdout
 	opts.Terminal = isTerminal(stdout)
+	if *metricsAddr != "" {
+		stop, err := serveMetrics(*metricsAddr, &opts, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "bot run: --metrics-listen: %v\n", err)
+			return 2
+		}
+		defer stop()
+	}
 	res, err := localmode.Run(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "bot run: %v\n", err)
@@ -72,6 +85,21 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// serveMetrics serves opts' new Metrics at http://addr/metrics until stop.
+func serveMetrics(addr string, opts *localmode.Options, stdout io.Writer) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	opts.Metrics = metrics.New()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", opts.Metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // ends with ErrServerClosed at stop
+	fmt.Fprintf(stdout, "metrics at http://%s/metrics\n", ln.Addr())
+	return func() { _ = srv.Close() }, nil
 }
 
 // botRunLinks are the links of a bot run and the variables bot.yaml passes.

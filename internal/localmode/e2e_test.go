@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -399,4 +402,56 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// bot run --metrics-listen serves the run's metrics while it runs: the
+// jobs, the targets by status, staging's time to converge.
+func TestRunServesMetrics(t *testing.T) {
+	f := newShop(t)
+	f.repo.Commit("three services")
+	cmd := exec.Command(botBin, "run", "--repo", f.repo.Dir, "--state", f.state, "--pass-env", "E2E_STATE", "--metrics-listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "E2E_STATE="+f.deployed)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = &lockedBuffer{}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	var url string
+	waiting := 0
+	for waiting < 3 && lines.Scan() {
+		if u, ok := strings.CutPrefix(lines.Text(), "metrics at "); ok {
+			url = u
+		}
+		if strings.Contains(lines.Text(), "/production") && strings.Contains(lines.Text(), "WAITING_MANUAL_APPROVAL") {
+			waiting++
+		}
+	}
+	require.Equal(t, 3, waiting, "bot run ended early; stderr:\n%s", cmd.Stderr)
+	require.NotEmpty(t, url)
+
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	sum := func(name string, labels map[string]string) float64 {
+		total := 0.0
+	series:
+		for _, m := range families[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					continue series
+				}
+			}
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+		return total
+	}
+	assert.Equal(t, 3.0, sum("pvnbot_job_runs_total", map[string]string{"action": "apply", "result": "success"}))
+	assert.Equal(t, 3.0, sum("pvnbot_targets", map[string]string{"status": "CONVERGED"}))
+	assert.Equal(t, 3.0, sum("pvnbot_targets", map[string]string{"status": "WAITING_MANUAL_APPROVAL"}))
+	assert.Equal(t, 1.0, sum("pvnbot_commit_to_converged_seconds", nil), "staging converged once")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pvnbot/pvnbot/internal/gitrepo"
 	"github.com/pvnbot/pvnbot/internal/links"
+	"github.com/pvnbot/pvnbot/internal/metrics"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
 	"github.com/pvnbot/pvnbot/internal/runner/local"
 	"github.com/pvnbot/pvnbot/internal/store"
@@ -64,6 +65,9 @@ type Options struct {
 	Out      io.Writer // progress and the final table
 	Terminal bool      // Out is a terminal: compact progress lines
 	Logger   *slog.Logger
+	// Metrics, when set, counts the run's jobs, targets and times to
+	// converge (bot run --metrics-listen). A Metrics serves one Run.
+	Metrics *metrics.Metrics
 }
 
 // Result is how a run ended.
@@ -145,11 +149,16 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	jobs := opts.Links.Runner(local.New(worktrees, local.WithPassEnv(opts.PassEnv...), local.WithLogger(opts.Logger)), kubeJobs)
+	var reporter reconcile.Reporter = progress
+	if opts.Metrics != nil {
+		jobs = opts.Metrics.Runner(jobs)
+		reporter = reconcile.Reporters(progress, opts.Metrics.Convergence(repoDir, time.Now))
+	}
 	logger := opts.Logger.With("repo", repoDir)
 	engine, err := reconcile.New(ctx, reconcile.Options{
 		Runner:          jobs,
 		Store:           st,
-		Reporter:        progress,
+		Reporter:        reporter,
 		Logger:          logger,
 		MaxParallelJobs: opts.MaxParallelJobs,
 		// Drift made while the bot was down is found at start.
@@ -157,6 +166,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	})
 	if err != nil {
 		return Result{}, err
+	}
+	if opts.Metrics != nil {
+		opts.Metrics.Register(metrics.Targets(func() map[string][]store.TargetState {
+			return map[string][]store.TargetState{repoDir: engine.Snapshot()}
+		}))
 	}
 	m := &mode{
 		opts: opts, engine: engine, progress: progress,

@@ -82,6 +82,13 @@ type OutcomeJSON struct {
 
 // WriteJSON prints the targets as a JSON array of TargetJSON.
 func WriteJSON(w io.Writer, states []store.TargetState) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(TargetsJSON(states))
+}
+
+// TargetsJSON is the live targets as `bot status --json` prints them.
+func TargetsJSON(states []store.TargetState) []TargetJSON {
 	out := make([]TargetJSON, 0, len(states))
 	for _, st := range live(states) {
 		k := st.Key()
@@ -92,9 +99,7 @@ func WriteJSON(w io.Writer, states []store.TargetState) error {
 			LastFetch: outcomeJSON(st.LastFetch), LastApply: outcomeJSON(st.LastApply), Info: st.Info,
 		})
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return out
 }
 
 func outcomeJSON(o store.Outcome) *OutcomeJSON {

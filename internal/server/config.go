@@ -45,11 +45,17 @@ func LoadConfig(path string) (Config, error) {
 	}
 	c := Config{Bot: bot, GitHub: GitHubConfig(bot.GitHub)}
 	c.GitHub.SetValuesFromEnv("")
-	c.StorePath = cmp.Or(bot.Store.Path, filepath.Join(filepath.Dir(path), "pvnbot.db"))
+	c.StorePath = StorePath(path, bot)
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// StorePath is where bot serve keeps its store: bot.yaml's store.path, else
+// pvnbot.db beside bot.yaml at path.
+func StorePath(path string, bot *config.Bot) string {
+	return cmp.Or(bot.Store.Path, filepath.Join(filepath.Dir(path), "pvnbot.db"))
 }
 
 // GitHubConfig is bot.yaml's github section as go-githubapp's Config, with

@@ -172,8 +172,9 @@ func (s *Server) retireLocked(ctx context.Context, svc *repoService, reason stri
 // branch is the branch a repository deploys: its default branch, unless
 // bot.yaml's branches names others (then the default branch if listed,
 // else the first listed).
-func (s *Server) branch(meta store.ServedRepo) string {
-	branches := s.cfg.Bot.Branches
+func (s *Server) branch(meta store.ServedRepo) string { return deployBranch(s.cfg.Bot.Branches, meta) }
+
+func deployBranch(branches []string, meta store.ServedRepo) string {
 	if len(branches) == 0 || slices.Contains(branches, meta.DefaultBranch) {
 		return meta.DefaultBranch
 	}

@@ -196,7 +196,9 @@ func ofDesiredState(tg desired.Target, all []store.Approval) []store.Approval {
 	return out
 }
 
-// Recheck makes the steps of the targets named due now. With no keys it
+// Recheck makes the steps of the targets named due now; a FAILED one
+// starts its retryPolicy's attempts afresh, since a person asked (Re-run).
+// With no keys it
 // looks at every target waiting for manual approval or preconditions,
 // reads its approvals again from the Store (another process, such as `bot
 // approve`, may have added some), outside the engine's lock, and makes its
@@ -209,6 +211,9 @@ func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 		now := e.clock.Now()
 		for _, k := range keys {
 			if t := e.targets[k]; t != nil {
+				if t.st.Status == store.StatusFailed {
+					t.st.Attempts, t.st.FetchFailures = 0, 0
+				}
 				e.wakeNow(t, now)
 			}
 		}

@@ -270,6 +270,26 @@ func TestConvergence(t *testing.T) {
 			assert.Equal(t, store.StatusFailed, st.Status)
 			assert.Contains(t, st.Message, "gave up after 3 attempts")
 		},
+		"a target that gave up starts its attempts afresh when rechecked by name (Re-run)": func(t *testing.T, w *world) {
+			w.runner.exits(api, apply, 1)
+			w.push(tgt("api", "staging", policy(func(p *desired.Policy) {
+				p.Retry = config.RetryPolicy{BaseInterval: 10 * s, MaxInterval: 10 * s, MaxAttempts: 2}
+			})))
+			w.after(time.Hour)
+			require.Len(t, w.runner.times(api, apply), 2)
+			require.NoError(t, w.e.Recheck(w.ctx))
+			w.after(time.Hour)
+			require.Len(t, w.runner.times(api, apply), 2, "a recheck of everything does not retry what gave up")
+
+			require.NoError(t, w.e.Recheck(w.ctx, api))
+			w.after(time.Hour)
+			assert.Len(t, w.runner.times(api, apply), 4, "two attempts again")
+			assert.Contains(t, w.state(api).Message, "gave up after 2 attempts")
+			w.runner.exits(api, apply, 0)
+			require.NoError(t, w.e.Recheck(w.ctx, api))
+			w.after(time.Second)
+			assert.Equal(t, store.StatusConverged, w.status(api))
+		},
 		"failed apply is retried until it succeeds; a runner error is a failure too": func(t *testing.T, w *world) {
 			w.runner.fail(api, apply, errors.New("no such cluster"))
 			w.push(tgt("api", "staging"))

@@ -25,7 +25,8 @@ type command struct {
 var commands = map[string]command{
 	"validate": {"check *.pvn.yaml configs and print every problem", runValidate},
 	"run":      {"deploy a local repository's branch with local processes (the embedded default)", runRun},
-	"status":   {"print every target's status from the local state file", runStatus},
+	"status":   {"print every target's status, from bot run's state file or bot serve's store", runStatus},
+	"backup":   {"copy the store (or a state file) while the bot runs", runBackup},
 	"approve":  {"approve a release channel's targets waiting for manual approval", runApprove},
 	"serve":    {"serve the GitHub App: webhooks, check runs, every installed repository", runServe},
 	"setup":    {"register the GitHub App from app.yml and write bot.yaml", runSetup},

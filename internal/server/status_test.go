@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,8 +17,8 @@ import (
 
 // bot status --config answers "why is this stuck?" from bot serve's store
 // while it runs: each waiting row says what it waits for, each failed row
-// why it failed.
-func TestBotStatusOfAServedBot(t *testing.T) {
+// why it failed. bot backup copies the store meanwhile.
+func TestBotStatusAndBackupOfAServedBot(t *testing.T) {
 	r := newRig(t)
 	good := r.addRepo("acme/deploys", "web")
 	broken := r.addRepo("acme/broken", "api")
@@ -27,16 +30,7 @@ func TestBotStatusOfAServedBot(t *testing.T) {
 	config := r.botYAML()
 
 	status := func(args ...string) (string, string, int) {
-		t.Helper()
-		cmd := exec.Command(botBin, append([]string{"status", "--config", config}, args...)...)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !assert.ErrorAs(t, err, &exit) {
-			t.FailNow()
-		}
-		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+		return run(exec.Command(botBin, append([]string{"status", "--config", config}, args...)...))
 	}
 	out, errOut, code := status()
 	require.Equal(t, 0, code, errOut)
@@ -71,4 +65,30 @@ func TestBotStatusOfAServedBot(t *testing.T) {
 	_, errOut, code = status("--state", "x.db")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--state is bot run's")
+
+	// A backup of the running bot's store, to a file and to stdout, holds
+	// its targets.
+	file := filepath.Join(t.TempDir(), "backup.db")
+	_, errOut, code = run(exec.Command(botBin, "backup", "--config", config, file))
+	require.Equal(t, 0, code, errOut)
+	piped, errOut, code := run(exec.Command(botBin, "backup", "--config", config, "-"))
+	require.Equal(t, 0, code, errOut)
+	fromStdout := filepath.Join(t.TempDir(), "piped.db")
+	require.NoError(t, os.WriteFile(fromStdout, []byte(piped), 0o600))
+	for _, path := range []string{file, fromStdout} {
+		repos, _, err := server.Status(context.Background(), path, "acme/deploys", nil)
+		require.NoError(t, err, path)
+		assert.Len(t, repos[0].Targets, 2, path)
+	}
+	_, errOut, code = run(exec.Command(botBin, "backup", "--config", config, file))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "backup.db: it exists")
+}
+
+// run runs cmd to its end: its stdout, stderr and exit code.
+func run(cmd *exec.Cmd) (string, string, int) {
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run() // the exit code says
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
 }

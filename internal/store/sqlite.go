@@ -337,3 +337,30 @@ func (s *SQLite) RenameRepo(ctx context.Context, from, to string) error {
 	s.stored.Unlock()
 	return nil
 }
+
+// Backup writes a consistent copy of the whole file to path (which must
+// not exist), while others read and write it: SQLite's VACUUM INTO, one
+// read transaction. The copy, which holds secrets as the file does, is
+// made in a folder only its owner can enter and is readable by its owner
+// only.
+func (s *SQLite) Backup(ctx context.Context, path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("back up to %s: it exists", path)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".pvnbot-backup-")
+	if err != nil {
+		return fmt.Errorf("back up: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	copyPath := filepath.Join(tmp, "backup.db")
+	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, copyPath); err != nil {
+		return fmt.Errorf("back up to %s: %w", path, err)
+	}
+	if err := os.Chmod(copyPath, 0o600); err != nil {
+		return fmt.Errorf("back up: %w", err)
+	}
+	if err := os.Link(copyPath, path); err != nil { // never replaces a file
+		return fmt.Errorf("back up to %s: %w", path, err)
+	}
+	return nil
+}

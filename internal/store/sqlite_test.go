@@ -508,3 +508,38 @@ func TestSQLiteReplies(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, retry, "released: claimed again")
 }
+
+// A backup, taken while the file is open for writing, opens as a state
+// file with everything committed, is readable by its owner only, and
+// never replaces a file.
+func TestSQLiteBackup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	f := openSQLite(t, filepath.Join(dir, "state.db"))
+	require.NoError(t, f.SaveTarget(ctx, storetest.FullState(storetest.Key, "d1")))
+	_, err := f.IngestCommit(ctx, "main", "c1", "")
+	require.NoError(t, err)
+
+	backup := filepath.Join(dir, "backup.db")
+	require.NoError(t, f.Backup(ctx, backup))
+	require.NoError(t, f.SaveTarget(ctx, storetest.FullState(storetest.Key, "d2")), "still written after")
+	info, err := os.Stat(backup)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	b := openSQLite(t, backup)
+	states, err := b.LoadTargets(ctx)
+	require.NoError(t, err)
+	require.Len(t, states, 1)
+	assert.Equal(t, "d1", states[0].Target.Digest)
+	last, _, err := b.LastIngested(ctx, "main")
+	require.NoError(t, err)
+	assert.Equal(t, "c1", last)
+
+	err = f.Backup(ctx, backup)
+	require.ErrorContains(t, err, "backup.db: it exists")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.NotContains(t, e.Name(), ".pvnbot-backup-", "no temporary folder left")
+	}
+}

@@ -65,7 +65,7 @@ func (s *Server) Comment(ctx context.Context, c webhook.Comment) error {
 		s.log.Info("comment on a repository not served", "repo", c.Repo.FullName)
 		return nil
 	}
-	log := svc.log.With("comment_id", c.ID, "user", c.User)
+	log := withDelivery(ctx, svc.log).With("comment_id", c.ID, "user", c.User)
 	switch {
 	case c.Action != "created":
 		if cmd.Kind != approval.Approve {
@@ -259,7 +259,7 @@ func (s *Server) CheckRunAction(ctx context.Context, r webhook.Repo, name, sha, 
 	if !ok || identifier != "approve" || svc == nil {
 		return nil
 	}
-	log := svc.log.With("user", user, "commit", sha)
+	log := withDelivery(ctx, svc.log).With("user", user, "commit", sha)
 	reason, err := s.gate.Check(ctx, svc.owner, svc.name, approval.Person{Login: user, Type: userType})
 	if err != nil {
 		return err
@@ -324,7 +324,7 @@ func (s *Server) Rerequest(ctx context.Context, r webhook.Repo, name, sha string
 		}
 	}
 	svc.reporter.Rerun(app, channel)
-	svc.log.Info("re-run requested", "channel", app+"/"+channel, "targets", len(keys))
+	withDelivery(ctx, svc.log).Info("re-run requested", "commit", sha, "channel", app+"/"+channel, "targets", len(keys))
 	return svc.engine.Recheck(ctx, keys...)
 }
 

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -148,10 +149,11 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	assert.Equal(t, 1.0, m.value("pvnbot_build_info"))
 }
 
-// Nothing logged in the operators' run, nor posted to GitHub, holds a
-// secret: the webhook secret, the App's private key, an installation
-// token, or a secret parameter a job printed.
-func TestLogsHoldNoSecret(t *testing.T) {
+// The log of the operators' run says what each line concerns, and nothing
+// logged, nor posted to GitHub, holds a secret: the webhook secret, the
+// App's private key, an installation token, or a secret parameter a job
+// printed.
+func TestLogsSayWhatAndHoldNoSecret(t *testing.T) {
 	a, logs := operatorsRun(t)
 	var posted strings.Builder
 	for _, w := range a.gh.CheckRunWrites(a.rp.Repo) {
@@ -175,8 +177,27 @@ func TestLogsHoldNoSecret(t *testing.T) {
 		secrets["installation token "+strconv.Itoa(i)] = tok
 	}
 	log := logs.String()
-	require.Contains(t, log, `"msg":"target changed"`, "the log is the run's")
-	require.Contains(t, log, `"delivery_id":`)
+	needs := map[string][]string{
+		"target changed":    {"repo", "target", "commit", "status"},
+		"job finished":      {"repo", "target", "commit", "run_id", "exit_code"},
+		"approval accepted": {"repo", "delivery_id", "commit", "user"},
+		"approval refused":  {"repo", "delivery_id", "user", "reason"},
+		"delivery stored":   {"delivery_id", "event"},
+	}
+	seen := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var entry map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &entry), line)
+		msg, _ := entry["msg"].(string)
+		for _, attr := range needs[msg] {
+			v, ok := entry[attr]
+			assert.True(t, ok && v != "", "%q without %s: %s", msg, attr, line)
+		}
+		seen[msg]++
+	}
+	for msg := range needs {
+		assert.NotZero(t, seen[msg], "nothing logged %q", msg)
+	}
 	require.Contains(t, posted.String(), "**version**: 2", "getInfo's output reached the check run")
 	require.Contains(t, posted.String(), redactedMark, "the secret was in it")
 	for name, secret := range secrets {

@@ -21,7 +21,7 @@ func (s *Server) PullRequest(ctx context.Context, r webhook.Repo, number int, sh
 		return err
 	}
 	branch := s.branch(svc.meta)
-	log := svc.log.With("commit", sha, "pull", number)
+	log := withDelivery(ctx, svc.log).With("commit", sha, "pull", number)
 	if base != branch {
 		log.Debug("pull request ignored: not into the deploy branch", "base", base)
 		return nil

@@ -207,7 +207,7 @@ func (s *Server) Push(ctx context.Context, r webhook.Repo, branch, sha string) e
 func (s *Server) sync(ctx context.Context, svc *repoService, branch, sha string) error {
 	svc.mu.Lock()
 	defer svc.mu.Unlock()
-	log := svc.log.With("commit", sha)
+	log := withDelivery(ctx, svc.log).With("commit", sha)
 	last, _, err := svc.store.LastIngested(ctx, branch)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err

@@ -146,6 +146,15 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// withDelivery is log with the delivery_id of the delivery ctx processes,
+// if any.
+func withDelivery(ctx context.Context, log *slog.Logger) *slog.Logger {
+	if id := webhook.DeliveryID(ctx); id != "" {
+		return log.With("delivery_id", id)
+	}
+	return log
+}
+
 // snapshot is every served repository's targets, for the metrics.
 func (s *Server) snapshot() map[string][]store.TargetState {
 	s.mu.Lock()

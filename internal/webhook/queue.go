@@ -345,7 +345,7 @@ func (q *Queue) handle(ctx context.Context, d store.Delivery) (err error) {
 	if h == nil {
 		return Permanent(fmt.Errorf("no handler for %s events", d.Event))
 	}
-	ctx, cancel := context.WithTimeout(ctx, q.opts.Timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, deliveryKey{}, d.ID), q.opts.Timeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
@@ -353,6 +353,15 @@ func (q *Queue) handle(ctx context.Context, d store.Delivery) (err error) {
 		}
 	}()
 	return h.Handle(ctx, d.Event, d.ID, d.Payload)
+}
+
+type deliveryKey struct{}
+
+// DeliveryID is the ID of the delivery whose processing ctx is; empty
+// outside one. What a handler calls logs it as delivery_id.
+func DeliveryID(ctx context.Context) string {
+	id, _ := ctx.Value(deliveryKey{}).(string)
+	return id
 }
 
 // Wait returns once no delivery is queued or being processed, or ctx is

@@ -63,6 +63,9 @@ func backup(ctx context.Context, path, out string, stdout io.Writer) error {
 	}
 	defer db.Close()
 	if out != "-" {
+		if _, err := os.Stat(filepath.Dir(out)); err != nil {
+			return fmt.Errorf("back up to %s: %w", out, err)
+		}
 		return db.Backup(ctx, out)
 	}
 	tmp, err := os.MkdirTemp("", "pvnbot-backup-")

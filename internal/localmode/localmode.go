@@ -150,9 +150,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	jobs := opts.Links.Runner(local.New(worktrees, local.WithPassEnv(opts.PassEnv...), local.WithLogger(opts.Logger)), kubeJobs)
 	var reporter reconcile.Reporter = progress
+	var converging *metrics.Convergence
 	if opts.Metrics != nil {
 		jobs = opts.Metrics.Runner(jobs)
-		reporter = reconcile.Reporters(progress, opts.Metrics.Convergence(repoDir, time.Now))
+		converging = opts.Metrics.Convergence(repoDir, time.Now)
+		reporter = reconcile.Reporters(progress, converging)
 	}
 	logger := opts.Logger.With("repo", repoDir)
 	engine, err := reconcile.New(ctx, reconcile.Options{
@@ -168,6 +170,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	if opts.Metrics != nil {
+		converging.Seed(engine.Snapshot())
 		opts.Metrics.Register(metrics.Targets(func() map[string][]store.TargetState {
 			return map[string][]store.TargetState{repoDir: engine.Snapshot()}
 		}))

@@ -9,14 +9,16 @@ import (
 	"github.com/pvnbot/pvnbot/internal/store"
 )
 
-// Convergence is a Reporter observing, for one repository, the seconds from
-// a commit's desired state taken (its targets pending) to every target of a
-// release channel converged on it.
-func (m *Metrics) Convergence(repo string, now func() time.Time) reconcile.Reporter {
-	return &convergence{m: m, repo: repo, now: now, channels: map[[2]string]*channelTimes{}}
+// Convergence returns the Reporter observing, for one repository, the
+// seconds from a commit's desired state taken (its targets pending) to
+// every target of a release channel converged on it. Seed it with the
+// targets the engine starts with.
+func (m *Metrics) Convergence(repo string, now func() time.Time) *Convergence {
+	return &Convergence{m: m, repo: repo, now: now, channels: map[[2]string]*channelTimes{}}
 }
 
-type convergence struct {
+// Convergence is a reconcile.Reporter; see Metrics.Convergence.
+type Convergence struct {
 	m    *Metrics
 	repo string
 	now  func() time.Time
@@ -30,21 +32,23 @@ type channelTimes struct {
 	since   map[string]time.Time         // commit → when its desired state was taken
 }
 
-func (c *convergence) TargetChanged(_ context.Context, st store.TargetState) {
+var _ reconcile.Reporter = (*Convergence)(nil)
+
+// Seed makes the targets an engine starts with known, unchanged: a
+// channel counts as converged only once these are too.
+func (c *Convergence) Seed(states []store.TargetState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := st.Key()
-	key := [2]string{k.Application, k.ReleaseChannel}
-	ch := c.channels[key]
-	if ch == nil {
-		ch = &channelTimes{targets: map[string]store.TargetState{}, since: map[string]time.Time{}}
-		c.channels[key] = ch
+	for _, st := range states {
+		c.track(st)
 	}
-	if st.Status == store.StatusDeleted {
-		delete(ch.targets, k.Service)
-	} else {
-		ch.targets[k.Service] = st
-	}
+}
+
+// TargetChanged implements reconcile.Reporter.
+func (c *Convergence) TargetChanged(_ context.Context, st store.TargetState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.track(st)
 	commit := st.Target.Commit
 	if st.Status == store.StatusPending {
 		if _, ok := ch.since[commit]; !ok {
@@ -63,4 +67,21 @@ func (c *convergence) TargetChanged(_ context.Context, st store.TargetState) {
 	}
 	c.m.converged.WithLabelValues(c.repo).Observe(c.now().Sub(started).Seconds())
 	clear(ch.since) // earlier commits' will not converge any more
+}
+
+// track keeps st as its channel's live target.
+func (c *Convergence) track(st store.TargetState) *channelTimes {
+	k := st.Key()
+	key := [2]string{k.Application, k.ReleaseChannel}
+	ch := c.channels[key]
+	if ch == nil {
+		ch = &channelTimes{targets: map[string]store.TargetState{}, since: map[string]time.Time{}}
+		c.channels[key] = ch
+	}
+	if st.Status == store.StatusDeleted {
+		delete(ch.targets, k.Service)
+	} else {
+		ch.targets[k.Service] = st
+	}
+	return ch
 }

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/palantir/go-githubapp/githubapp"
@@ -38,13 +39,16 @@ type Metrics struct {
 	approvals   *prometheus.CounterVec
 	apiRequests *prometheus.CounterVec
 
-	// GitHub is the registry go-githubapp's ClientMetrics writes to.
-	GitHub gometrics.Registry
+	// github is the registry go-githubapp's ClientMetrics writes to.
+	github gometrics.Registry
+
+	mu     sync.Mutex
+	events map[string]bool // of Events
 }
 
 // New registers every collector, and the Go runtime's and the build's.
 func New() *Metrics {
-	m := &Metrics{registry: prometheus.NewRegistry(), GitHub: gometrics.NewRegistry()}
+	m := &Metrics{registry: prometheus.NewRegistry(), github: gometrics.NewRegistry()}
 	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "webhook_deliveries_total",
 		Help: "Webhook deliveries by event and outcome: received (stored), duplicate (seen before, not processed again), refused (bad signature or headers), failed (an attempt to process it failed), given_up (failed too often).",
@@ -83,7 +87,7 @@ func New() *Metrics {
 	info.WithLabelValues(version, goVersion).Set(1)
 	m.registry.MustRegister(m.deliveries, m.jobRuns, m.jobSeconds, m.converged, m.approvals, m.apiRequests, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		githubBridge{m.GitHub})
+		githubBridge{m.github})
 	return m
 }
 
@@ -95,8 +99,40 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
 }
 
+// outcomes are a delivery's, as webhook.QueueOptions.Observe and Refused
+// tell them.
+var outcomes = []string{"received", "duplicate", "refused", "failed", "given_up"}
+
+// Events makes the series of each event's outcomes, at 0: an alert on
+// increase() then sees the first delivery given up, and refused
+// deliveries of other events count as "other".
+func (m *Metrics) Events(events ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = map[string]bool{}
+	for _, e := range append(events, "other") {
+		m.events[e] = true
+		for _, o := range outcomes {
+			m.deliveries.WithLabelValues(e, o)
+		}
+	}
+}
+
 // Delivery counts a webhook delivery's outcome.
 func (m *Metrics) Delivery(event, outcome string) { m.deliveries.WithLabelValues(event, outcome).Inc() }
+
+// Refused counts a delivery refused before its signature was checked: its
+// event header is anyone's, so it is a label only when it names an event
+// of Events, else "other".
+func (m *Metrics) Refused(event string) {
+	m.mu.Lock()
+	known := m.events[event]
+	m.mu.Unlock()
+	if !known {
+		event = "other"
+	}
+	m.deliveries.WithLabelValues(event, "refused").Inc()
+}
 
 // Approval counts an approval asked for; reason is empty when accepted.
 func (m *Metrics) Approval(reason string) {
@@ -136,7 +172,7 @@ func (r instrumented) Run(ctx context.Context, spec runner.Spec) (runner.Result,
 // ClientMetrics, and the calls by endpoint. (go-githubapp's
 // WithClientMiddleware takes all middleware in one call.)
 func (m *Metrics) ClientMiddleware() githubapp.ClientOption {
-	return githubapp.WithClientMiddleware(githubapp.ClientMetrics(m.GitHub), m.byEndpoint)
+	return githubapp.WithClientMiddleware(githubapp.ClientMetrics(m.github), m.byEndpoint)
 }
 
 func (m *Metrics) byEndpoint(next http.RoundTripper) http.RoundTripper {
@@ -146,7 +182,7 @@ func (m *Metrics) byEndpoint(next http.RoundTripper) http.RoundTripper {
 		if res != nil {
 			status = strconv.Itoa(res.StatusCode)
 		}
-		m.apiRequests.WithLabelValues(r.Method, Endpoint(r.URL.Path), status).Inc()
+		m.apiRequests.WithLabelValues(r.Method, Endpoint(r.URL.EscapedPath()), status).Inc()
 		return res, err
 	})
 }
@@ -188,13 +224,16 @@ func Endpoint(path string) string {
 type githubBridge struct{ r gometrics.Registry }
 
 var (
-	ghRequests  = prometheus.NewDesc(namespace+"_github_requests_total", "GitHub API requests by status class, as go-githubapp's ClientMetrics counts them.", []string{"class"}, nil)
+	ghRequests  = prometheus.NewDesc(namespace+"_github_requests_total", "GitHub API requests by status class (2xx, 3xx, 4xx, 5xx), as go-githubapp's ClientMetrics counts them.", []string{"class"}, nil)
+	ghCached    = prometheus.NewDesc(namespace+"_github_requests_cached_total", "GitHub API requests answered from the HTTP cache, as go-githubapp's ClientMetrics counts them.", nil, nil)
 	ghRateLimit = prometheus.NewDesc(namespace+"_github_rate_limit", "Each installation's GitHub rate limit, from the last answer's headers: limit, remaining, used, reset (Unix time).", []string{"installation", "kind"}, nil)
 	installed   = regexp.MustCompile(`^github\.rate\.(\w+)\[installation:(\d+)\]$`)
+	class       = regexp.MustCompile(`^` + regexp.QuoteMeta(githubapp.MetricsKeyRequests) + `\.([1-5]xx)$`)
 )
 
 func (g githubBridge) Describe(ch chan<- *prometheus.Desc) {
 	ch <- ghRequests
+	ch <- ghCached
 	ch <- ghRateLimit
 }
 
@@ -202,11 +241,11 @@ func (g githubBridge) Collect(ch chan<- prometheus.Metric) {
 	g.r.Each(func(name string, metric any) {
 		switch v := metric.(type) {
 		case gometrics.Counter:
-			class := strings.TrimPrefix(strings.TrimPrefix(name, githubapp.MetricsKeyRequests), ".")
-			if class == "" {
-				class = "all"
+			if m := class.FindStringSubmatch(name); m != nil {
+				ch <- prometheus.MustNewConstMetric(ghRequests, prometheus.CounterValue, float64(v.Count()), m[1])
+			} else if name == githubapp.MetricsKeyRequestsCached {
+				ch <- prometheus.MustNewConstMetric(ghCached, prometheus.CounterValue, float64(v.Count()))
 			}
-			ch <- prometheus.MustNewConstMetric(ghRequests, prometheus.CounterValue, float64(v.Count()), class)
 		case gometrics.Gauge:
 			if m := installed.FindStringSubmatch(name); m != nil {
 				ch <- prometheus.MustNewConstMetric(ghRateLimit, prometheus.GaugeValue, float64(v.Value()), m[2], m[1])
@@ -243,13 +282,14 @@ func (t targets) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Queue collects the webhook queue's depth and the age of its oldest
-// delivery, read at each scrape from counts.
-func Queue(counts func() store.DeliveryCounts, now func() time.Time) prometheus.Collector {
+// delivery, read at each scrape from counts; when counts fails, the scrape
+// says so rather than show an empty queue.
+func Queue(counts func() (store.DeliveryCounts, error), now func() time.Time) prometheus.Collector {
 	return queue{counts, now}
 }
 
 type queue struct {
-	counts func() store.DeliveryCounts
+	counts func() (store.DeliveryCounts, error)
 	now    func() time.Time
 }
 
@@ -266,7 +306,13 @@ func (q queue) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (q queue) Collect(ch chan<- prometheus.Metric) {
-	c := q.counts()
+	c, err := q.counts()
+	if err != nil {
+		for _, d := range []*prometheus.Desc{queueDepth, queueOldest, queueFailed} {
+			ch <- prometheus.NewInvalidMetric(d, err)
+		}
+		return
+	}
 	age := 0.0
 	if !c.OldestPending.IsZero() {
 		age = q.now().Sub(c.OldestPending).Seconds()

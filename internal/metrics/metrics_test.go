@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -85,4 +87,40 @@ func histogram(t *testing.T, m *Metrics) *dto.Histogram {
 	}
 	t.Fatal("no pvnbot_commit_to_converged_seconds")
 	return nil
+}
+
+// After a restart, the targets the engine starts with count: a channel
+// with a failed target is not converged because another one converged.
+func TestConvergenceCountsTheTargetsItWasSeededWith(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	m := New()
+	c := m.Convergence("acme/deploys", clk.Now)
+	c.Seed([]store.TargetState{state("web", "staging", "a", store.StatusFailed), state("api", "staging", "a", store.StatusConverged)})
+	c.TargetChanged(ctx, state("api", "staging", "b", store.StatusPending))
+	c.TargetChanged(ctx, state("api", "staging", "b", store.StatusConverged))
+	assert.Equal(t, 0, testutil.CollectAndCount(m.converged), "web is FAILED")
+	c.TargetChanged(ctx, state("web", "staging", "b", store.StatusPending))
+	clk.Advance(time.Minute)
+	c.TargetChanged(ctx, state("web", "staging", "b", store.StatusConverged))
+	assert.Equal(t, uint64(1), histogram(t, m).GetSampleCount())
+}
+
+// A refused delivery's event header is the sender's: only the events
+// handled are labels, and every outcome of those exists from the start.
+func TestRefusedDeliveriesOfUnknownEventsAreOther(t *testing.T) {
+	m := New()
+	m.Events("push", "issue_comment")
+	m.Refused("push")
+	m.Refused("forged-1")
+	m.Refused("\xff\xfe")
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.deliveries.WithLabelValues("push", "refused")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.deliveries.WithLabelValues("other", "refused")))
+	assert.Equal(t, 3*len(outcomes), testutil.CollectAndCount(m.deliveries), "push, issue_comment and other, each outcome")
+}
+
+func TestQueueMetricsShowAStoreError(t *testing.T) {
+	q := Queue(func() (store.DeliveryCounts, error) { return store.DeliveryCounts{}, errors.New("disk I/O error") }, time.Now)
+	_, err := testutil.CollectAndFormat(q, expfmt.TypeTextPlain, "pvnbot_webhook_queue_depth")
+	require.ErrorContains(t, err, "disk I/O error")
 }

@@ -198,12 +198,12 @@ func ofDesiredState(tg desired.Target, all []store.Approval) []store.Approval {
 
 // Recheck makes the steps of the targets named due now; a FAILED one
 // starts its retryPolicy's attempts afresh, since a person asked (Re-run).
-// With no keys it
-// looks at every target waiting for manual approval or preconditions,
-// reads its approvals again from the Store (another process, such as `bot
-// approve`, may have added some), outside the engine's lock, and makes its
-// step due when its wait may be over or its reason changed; the others are
-// left alone, so that a recheck of nothing new writes nothing.
+// With no keys it looks at every target waiting for manual approval or
+// preconditions, reads its approvals again from the Store (another
+// process, such as `bot approve`, may have added some), outside the
+// engine's lock, and makes its step due when its wait may be over or its
+// reason changed; the others are left alone, so that a recheck of nothing
+// new writes nothing.
 func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 	defer e.poke()
 	e.mu.Lock()

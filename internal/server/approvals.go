@@ -112,10 +112,14 @@ func (s *Server) Comment(ctx context.Context, c webhook.Comment) error {
 	return s.react(ctx, svc, c)
 }
 
-// refuse answers an approval that was not taken, once, and counts it.
+// refuse answers an approval that was not taken, once, and counts it once
+// answered.
 func (s *Server) refuse(ctx context.Context, svc *repoService, c webhook.Comment, code, text string) error {
-	s.metrics.Approval(code)
-	return s.replyOnce(ctx, svc, c, text)
+	answered, err := s.reply(ctx, svc, c, text)
+	if answered {
+		s.metrics.Approval(code)
+	}
+	return err
 }
 
 // approve records the approval of cmd's release channel (or the only one
@@ -212,9 +216,15 @@ func (s *Server) react(ctx context.Context, svc *repoService, c webhook.Comment)
 // replyOnce answers a comment, at most once whatever the redeliveries and
 // edits: the reply is claimed in the store before it is posted.
 func (s *Server) replyOnce(ctx context.Context, svc *repoService, c webhook.Comment, text string) error {
+	_, err := s.reply(ctx, svc, c, text)
+	return err
+}
+
+// reply is replyOnce, saying whether this call answered.
+func (s *Server) reply(ctx context.Context, svc *repoService, c webhook.Comment, text string) (answered bool, err error) {
 	claimed, err := s.db.ClaimReply(ctx, svc.meta.Repo, c.ID, s.clock.Now())
 	if err != nil || !claimed {
-		return err
+		return false, err
 	}
 	mention := "@" + c.User
 	if !strings.HasPrefix(text, mention+" ") { // the gate's reasons name whom they refuse
@@ -222,11 +232,11 @@ func (s *Server) replyOnce(ctx context.Context, svc *repoService, c webhook.Comm
 	}
 	if err := s.comment(ctx, svc, c.Number, text); err != nil {
 		if rerr := s.db.ReleaseReply(context.WithoutCancel(ctx), svc.meta.Repo, c.ID); rerr != nil {
-			return errors.Join(err, rerr)
+			return false, errors.Join(err, rerr)
 		}
-		return err
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 func (s *Server) comment(ctx context.Context, svc *repoService, number int, body string) error {
@@ -282,13 +292,15 @@ func (s *Server) CheckRunAction(ctx context.Context, r webhook.Repo, name, sha, 
 			return nil
 		}
 	}
-	s.metrics.Approval(code)
 	log.Info("approval refused", "reason", reason, "source", "button")
 	number, err := s.pullOf(ctx, svc, sha)
-	if err != nil || number == 0 {
-		return err
+	if err == nil && number != 0 {
+		err = s.comment(ctx, svc, number, fmt.Sprintf("@%s the Approve button of %s: %s", user, name, reason))
 	}
-	return s.comment(ctx, svc, number, fmt.Sprintf("@%s the Approve button of %s: %s", user, name, reason))
+	if err == nil { // else the delivery is tried again, and counted then
+		s.metrics.Approval(code)
+	}
+	return err
 }
 
 // pullOf is the pull request whose merge produced sha, 0 if none.

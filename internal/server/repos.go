@@ -99,7 +99,8 @@ func (s *Server) start(ctx context.Context, meta store.ServedRepo) (*repoService
 		Clock: s.clock, Logger: s.log,
 	})
 	jobs := s.metrics.Runner(s.links.Runner(local.New(svc.wt, local.WithPassEnv(s.cfg.Bot.LocalRunner.PassEnv...), local.WithLogger(svc.log)), s.kube))
-	reporters := reconcile.Reporters(svc.reporter, s.metrics.Convergence(owner+"/"+name, s.clock.Now), reconcile.LogReporter(svc.log))
+	converging := s.metrics.Convergence(owner+"/"+name, s.clock.Now)
+	reporters := reconcile.Reporters(svc.reporter, converging, reconcile.LogReporter(svc.log))
 	svc.engine, err = reconcile.New(ctx, reconcile.Options{
 		Runner: jobs, Store: svc.store, Reporter: reporters, Clock: s.clock, Logger: svc.log,
 		// Drift made while the bot was down is found at once.
@@ -108,7 +109,9 @@ func (s *Server) start(ctx context.Context, meta store.ServedRepo) (*repoService
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", meta.Repo, err)
 	}
-	svc.reporter.Seed(svc.engine.Snapshot())
+	started := svc.engine.Snapshot()
+	svc.reporter.Seed(started)
+	converging.Seed(started)
 	svc.ingest = &ingest.Repo{Name: meta.Repo, Engine: svc.engine, Log: svc.store, Options: s.links.IngestOptions()}
 
 	runCtx, stop := context.WithCancel(ctx)

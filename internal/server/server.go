@@ -40,7 +40,8 @@ type Options struct {
 	Queue          webhook.QueueOptions
 	Clock          clock.Clock
 	Logger         *slog.Logger
-	// Metrics collects what /metrics serves; default: new ones.
+	// Metrics collects what /metrics serves; default: new ones. A Metrics
+	// serves one Server.
 	Metrics *metrics.Metrics
 }
 
@@ -136,12 +137,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	)
 	s.hook = githubapp.NewEventDispatcher(s.queue.Handlers(), cfg.GitHub.App.WebhookSecret,
 		githubapp.WithScheduler(s.queue), githubapp.WithErrorCallback(s.hookError))
-	s.metrics.Register(metrics.Targets(s.snapshot), metrics.Queue(func() store.DeliveryCounts {
-		c, err := s.db.CountDeliveries(context.Background())
-		if err != nil {
-			s.log.Warn("count deliveries", "err", err)
-		}
-		return c
+	s.metrics.Events(s.queue.Events()...)
+	s.metrics.Register(metrics.Targets(s.snapshot), metrics.Queue(func() (store.DeliveryCounts, error) {
+		return s.db.CountDeliveries(context.Background())
 	}, s.clock.Now))
 	return s, nil
 }
@@ -177,7 +175,7 @@ func (s *Server) hookError(w http.ResponseWriter, r *http.Request, err error) {
 	log := s.log.With("delivery_id", r.Header.Get("X-GitHub-Delivery"), "event", r.Header.Get("X-GitHub-Event"))
 	var ve githubapp.ValidationError
 	if errors.As(err, &ve) {
-		s.metrics.Delivery(r.Header.Get("X-GitHub-Event"), "refused")
+		s.metrics.Refused(r.Header.Get("X-GitHub-Event")) // the sender's word: not a label as it is
 		log.Warn("webhook refused: invalid signature or headers", "err", ve.Cause, "remote", r.RemoteAddr)
 		http.Error(w, "Invalid webhook headers or payload", http.StatusBadRequest)
 		return

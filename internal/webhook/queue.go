@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -135,6 +136,16 @@ func (q *Queue) Handlers() []githubapp.EventHandler {
 			out = append(out, h)
 		}
 	}
+	return out
+}
+
+// Events is the events the queue has handlers for, sorted.
+func (q *Queue) Events() []string {
+	out := make([]string, 0, len(q.handlers))
+	for event := range q.handlers {
+		out = append(out, event)
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -75,7 +75,7 @@ func TestValidate(t *testing.T) {
 		"missing path": {
 			args:   []string{"validate", filepath.Join("testdata", "nowhere")},
 			code:   1,
-			stderr: "bot validate: load configs: stat " + filepath.Join("testdata", "nowhere") + ": no such file or directory\n",
+			stderr: "bot validate: load configs: open " + filepath.Join("testdata", "nowhere") + ": no such file or directory\n",
 		},
 		"only warnings: printed, exit 0, counted in the summary": {
 			args: []string{"validate", filepath.Join("testdata", "warnings")},

@@ -207,7 +207,11 @@ func (e *Engine) finish(j *job, res runner.Result, runErr error) *job {
 	st := &t.st
 	now := e.clock.Now()
 	t.job = nil
-	res, runErr = redactResult(res, runErr, j.spec.Env)
+	// What is parsed is read from the output as printed, then redacted
+	// once decoded; everything else from the redacted output.
+	red := newRedactor(j.spec.Env)
+	printed := res
+	res, runErr = red.result(res, runErr)
 	out := store.Outcome{RunID: j.run.ID, Commit: j.run.Commit, Started: j.run.Started, Finished: now, ExitCode: res.ExitCode}
 	switch {
 	case runErr != nil:
@@ -242,17 +246,20 @@ func (e *Engine) finish(j *job, res runner.Result, runErr error) *job {
 	case runner.ActionFetch:
 		st.LastFetch = out
 		if current {
-			next = e.fetched(t, res, out, now)
+			next = e.fetched(t, printed, red, out, now)
 		}
 	case runner.ActionGetInfo:
 		st.LastGetInfo = out
 		failed := true
-		if outputs, perr := parseInfo(res.Stdout); ran && out.ExitCode == 0 && perr == nil {
+		if outputs, perr := parseInfo(printed.Stdout); ran && out.ExitCode == 0 && perr == nil {
+			for i := range outputs {
+				outputs[i].Name, outputs[i].Text = red.string(outputs[i].Name), red.string(outputs[i].Text)
+			}
 			st.Info, st.InfoAt = outputs, now
 			failed = false
 		} else if ran && out.ExitCode == 0 {
-			j.run.Error = perr.Error()
-			st.LastGetInfo.Error = perr.Error()
+			j.run.Error = red.string(perr.Error())
+			st.LastGetInfo.Error = j.run.Error
 		}
 		if st.Status != store.StatusDeleted {
 			st.NextInfoDue = now.Add(t.nextInfo(failed))
@@ -299,11 +306,13 @@ func (e *Engine) applied(t *target, j *job, ok, ran bool, now time.Time) {
 	}
 }
 
-// fetched moves t on after fetch ended (SPEC §3.1, §3.5–§3.7).
-func (e *Engine) fetched(t *target, res runner.Result, out store.Outcome, now time.Time) *job {
+// fetched moves t on after fetch ended (SPEC §3.1, §3.5–§3.7). res is the
+// output as printed: what fetch says of it is redacted with red.
+func (e *Engine) fetched(t *target, res runner.Result, red *redactor, out store.Outcome, now time.Time) *job {
 	st := &t.st
 	p := st.Target.Policy
 	v, msg := fetchVerdict(p.FetchMode, st.Target.DesiredVersion, res, out)
+	msg = red.string(msg)
 	if v != verdictError {
 		defer func() { t.lostApply = false }()
 	}

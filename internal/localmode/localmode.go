@@ -64,6 +64,10 @@ type Options struct {
 	Out      io.Writer // progress and the final table
 	Terminal bool      // Out is a terminal: compact progress lines
 	Logger   *slog.Logger
+
+	// wrapStore, when set, stands between the engine and the state file
+	// (tests: a store whose writes fail).
+	wrapStore func(reconcile.Store) reconcile.Store
 }
 
 // Result is how a run ended.
@@ -146,9 +150,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	jobs := opts.Links.Runner(local.New(worktrees, local.WithPassEnv(opts.PassEnv...), local.WithLogger(opts.Logger)), kubeJobs)
 	logger := opts.Logger.With("repo", repoDir)
+	var engineStore reconcile.Store = st
+	if opts.wrapStore != nil {
+		engineStore = opts.wrapStore(st)
+	}
 	engine, err := reconcile.New(ctx, reconcile.Options{
 		Runner:          jobs,
-		Store:           st,
+		Store:           engineStore,
 		Reporter:        progress,
 		Logger:          logger,
 		MaxParallelJobs: opts.MaxParallelJobs,
@@ -159,7 +167,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	m := &mode{
-		opts: opts, engine: engine, progress: progress,
+		opts: opts, engine: engine, progress: progress, store: st,
 		walker: newBranchWalker(repo, repoDir, opts.Branch, opts.Links, st, engine, progress),
 	}
 	m.walker.prepare = func(sha string) { worktrees.Prepare(ctx, sha) }
@@ -189,6 +197,7 @@ type mode struct {
 	engine   *reconcile.Engine
 	progress *Progress
 	walker   *branchWalker
+	store    store.Store // the repository's, to read what is recorded
 }
 
 func (m *mode) run(ctx context.Context) (Result, error) {
@@ -229,6 +238,9 @@ loop:
 	if engineDone != nil {
 		runErr = <-engineDone
 	}
+	if err := m.engine.Flush(context.WithoutCancel(ctx)); err != nil {
+		return m.unrecorded(ctx, err)
+	}
 	res := Result{States: m.engine.Snapshot(), Interrupted: ctx.Err() != nil}
 	if res.Interrupted {
 		m.progress.Note("stopped; the next bot run carries on from here")
@@ -248,6 +260,28 @@ loop:
 	return res, runErr
 }
 
+// unrecorded ends a run whose last state changes could not be made durable
+// (a full disk, an I/O error): they are not facts, so neither the engine's
+// view nor success is reported. What the state file holds is shown instead;
+// the next bot run starts from it.
+func (m *mode) unrecorded(ctx context.Context, err error) (Result, error) {
+	lost := m.engine.Unsaved()
+	msg := fmt.Sprintf("could not record in the state file %s: %v", m.opts.StatePath, err)
+	if len(lost) > 0 {
+		msg += "\nnot recorded:\n  " + strings.Join(lost, "\n  ")
+	}
+	msg += "\nthe next bot run starts from what the state file holds (free space, or fix the file, first)"
+	res := Result{Failed: true, Interrupted: ctx.Err() != nil}
+	if states, lerr := m.store.LoadTargets(context.WithoutCancel(ctx)); lerr == nil {
+		res.States = states
+		fmt.Fprintf(m.opts.Out, "\nWhat the state file holds:\n")
+		if werr := WriteTable(m.opts.Out, states); werr == nil {
+			fmt.Fprintf(m.opts.Out, "\n%s\n", Summary(states))
+		}
+	}
+	return res, errors.New(msg)
+}
+
 // poll ingests new commits of the branch and has the engine read again the
 // approvals `bot approve` stored meanwhile.
 func (m *mode) poll(ctx context.Context) error {
@@ -256,7 +290,8 @@ func (m *mode) poll(ctx context.Context) error {
 
 // settled reports whether nothing is left to do now: the engine is idle (no
 // job runs, no step is due) and every target is converged, waiting (for an
-// approval or an upstream channel that is itself settled) or failed. When
+// approval or an upstream channel that is itself settled) or failed, or the
+// state file refuses writes. When
 // not, the channel is closed at the engine's next change. The states are
 // read between two looks at the engine, so a step taken meanwhile is never
 // missed.
@@ -264,6 +299,10 @@ func (m *mode) settled() (bool, <-chan struct{}) {
 	idle, changed := m.engine.Idle()
 	if !idle {
 		return false, changed
+	}
+	if m.engine.StoreErr() != nil {
+		// Nothing more can be recorded: stop, and say what was not.
+		return true, changed
 	}
 	now := time.Now()
 	for _, st := range m.engine.Snapshot() {

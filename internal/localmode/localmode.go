@@ -120,12 +120,18 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	defer lock.release()
+	// SQLite names its -wal and -shm files after the path it opens: the
+	// file's own, whatever link led to it, so that every bot shares them.
+	dbPath, err := filepath.EvalSymlinks(opts.StatePath)
+	if err != nil {
+		return Result{}, fmt.Errorf("state file %s: %w", opts.StatePath, err)
+	}
 
 	// WAL with synchronous=NORMAL: a commit survives the process being
 	// killed (the crash test proves it), not a power loss, which may roll
 	// back the last few transitions (never corrupt the file). The engine
 	// then repeats a little work; `bot serve` keeps FULL.
-	db, err := store.OpenSQLite(ctx, opts.StatePath, store.WithSynchronousNormal())
+	db, err := store.OpenSQLite(ctx, dbPath, store.WithSynchronousNormal())
 	if err != nil {
 		return Result{}, err
 	}

@@ -5,6 +5,7 @@
 package localmode
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,8 +110,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.StatePath == "" {
 		opts.StatePath = DefaultStatePath(repoDir)
 	}
-	if err := os.MkdirAll(filepath.Dir(opts.StatePath), 0o700); err != nil {
-		return Result{}, fmt.Errorf("create state folder: %w", err)
+	if err := makeStateDir(repoDir, opts.StatePath); err != nil {
+		return Result{}, err
+	}
+	emptyNote, err := checkEmpty(repoDir, opts.StatePath)
+	if err != nil {
+		return Result{}, err
 	}
 	lock, err := tryLock(opts.StatePath, 5*time.Second)
 	if errors.Is(err, errLocked) {
@@ -137,6 +142,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	defer db.Close()
 	progress := NewProgress(opts.Out, opts.Terminal)
+	if emptyNote != "" {
+		progress.Note("%s", emptyNote)
+	}
 	if opts.StatePath == DefaultStatePath(repoDir) {
 		if err := adoptMoved(ctx, db, repoDir, progress); err != nil {
 			return Result{}, err
@@ -145,7 +153,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	st := db.Repo(repoDir)
 	saved, err := st.LoadTargets(ctx)
 	if err != nil {
-		return Result{}, err
+		return Result{}, db.Corrupt(err)
 	}
 	progress.Seed(saved)
 
@@ -170,10 +178,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		CheckAllOnStart: true,
 	})
 	if err != nil {
-		return Result{}, err
+		return Result{}, db.Corrupt(err)
 	}
 	m := &mode{
-		opts: opts, engine: engine, progress: progress, store: st,
+		opts: opts, engine: engine, progress: progress, store: st, db: db,
 		walker: newBranchWalker(repo, repoDir, opts.Branch, opts.Links, st, engine, progress),
 	}
 	m.walker.prepare = func(sha string) { worktrees.Prepare(ctx, sha) }
@@ -204,11 +212,12 @@ type mode struct {
 	progress *Progress
 	walker   *branchWalker
 	store    store.Store // the repository's, to read what is recorded
+	db       *store.SQLite
 }
 
 func (m *mode) run(ctx context.Context) (Result, error) {
 	if err := m.poll(ctx); err != nil {
-		return Result{}, err
+		return Result{}, m.db.Corrupt(err)
 	}
 	engineCtx, stopEngine := context.WithCancel(ctx)
 	defer stopEngine()
@@ -235,8 +244,15 @@ loop:
 			break loop
 		case <-changed:
 		case <-ticker.C:
-			if err := m.poll(ctx); err != nil && ctx.Err() == nil {
+			err := m.poll(ctx)
+			if err != nil && ctx.Err() == nil {
 				m.opts.Logger.Error("look for new commits and approvals", "err", err)
+			}
+			// A damaged state file does not heal: stop rather than fail
+			// every poll for ever.
+			if err = cmp.Or(err, m.engine.StoreErr()); store.IsCorrupt(err) {
+				runErr = m.db.Corrupt(err)
+				break loop
 			}
 		}
 	}
@@ -245,7 +261,10 @@ loop:
 		runErr = <-engineDone
 	}
 	if err := m.engine.Flush(context.WithoutCancel(ctx)); err != nil {
-		return m.unrecorded(ctx, err)
+		return m.unrecorded(ctx, m.db.Corrupt(err))
+	}
+	if store.IsCorrupt(runErr) {
+		return Result{Failed: true}, runErr
 	}
 	res := Result{States: m.engine.Snapshot(), Interrupted: ctx.Err() != nil}
 	if res.Interrupted {
@@ -273,11 +292,17 @@ loop:
 func (m *mode) unrecorded(ctx context.Context, err error) (Result, error) {
 	lost := m.engine.Unsaved()
 	msg := fmt.Sprintf("could not record in the state file %s: %v", m.opts.StatePath, err)
+	if store.IsCorrupt(err) {
+		msg = err.Error()
+	}
 	if len(lost) > 0 {
 		msg += "\nnot recorded:\n  " + strings.Join(lost, "\n  ")
 	}
-	msg += "\nthe next bot run starts from what the state file holds (free space, or fix the file, first)"
 	res := Result{Failed: true, Interrupted: ctx.Err() != nil}
+	if store.IsCorrupt(err) {
+		return res, errors.New(msg)
+	}
+	msg += "\nthe next bot run starts from what the state file holds (free space first)"
 	if states, lerr := m.store.LoadTargets(context.WithoutCancel(ctx)); lerr == nil {
 		res.States = states
 		fmt.Fprintf(m.opts.Out, "\nWhat the state file holds:\n")
@@ -338,30 +363,41 @@ func settled(st store.TargetState, now time.Time) bool {
 
 // Status returns every target's state of one repository from the state
 // file at statePath: the repository named repo, or when repo is empty the
-// file's only one. It reads while a `bot run` writes.
+// file's only one. It reads while a `bot run` writes, and opens the file
+// read-only: it works on a read-only file system.
 func Status(ctx context.Context, statePath, repo string) ([]store.TargetState, error) {
-	db, st, err := openRepo(ctx, statePath, repo)
+	db, st, err := openRepo(ctx, statePath, repo, true)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	return st.LoadTargets(ctx)
+	states, err := st.LoadTargets(ctx)
+	return states, db.Corrupt(err)
 }
 
-// openRepo opens the state file at statePath and the store of repository
-// repo in it, or when repo is empty of the file's only repository.
-func openRepo(ctx context.Context, statePath, repo string) (*store.SQLite, store.Store, error) {
-	if _, err := os.Stat(statePath); err != nil {
+// openRepo opens the state file at statePath, read-only or not, and the
+// store of repository repo in it, or when repo is empty of the file's only
+// repository.
+func openRepo(ctx context.Context, statePath, repo string, readOnly bool) (*store.SQLite, store.Store, error) {
+	info, err := os.Stat(statePath)
+	if err != nil {
 		return nil, nil, fmt.Errorf("no state at %s: has `bot run` run on this repository? (%w)", statePath, err)
 	}
-	db, err := store.OpenSQLite(ctx, statePath)
+	if info.Size() == 0 {
+		return nil, nil, fmt.Errorf("state file %s is empty (0 bytes): no bot run has recorded anything in it, or it was truncated (a full disk?)", statePath)
+	}
+	open := store.OpenSQLite
+	if readOnly {
+		open = store.OpenSQLiteReadOnly
+	}
+	db, err := open(ctx, statePath)
 	if err != nil {
 		return nil, nil, err
 	}
 	repos, err := db.Repos(ctx)
 	if err != nil {
 		db.Close()
-		return nil, nil, err
+		return nil, nil, db.Corrupt(err)
 	}
 	switch {
 	case repo == "" && len(repos) == 1:

@@ -34,6 +34,20 @@ application:
 service: {name: web, application: shop}
 `
 
+// runOnce is `bot run --once` in this process, with wrap (if not nil)
+// between the engine and the state file.
+func runOnce(repoDir, statePath string, wrap func(reconcile.Store) reconcile.Store) (localmode.Result, string, error) {
+	var out bytes.Buffer
+	opts := localmode.Options{RepoDir: repoDir, StatePath: statePath, Once: true, Out: &out, Poll: 50 * time.Millisecond}
+	if wrap != nil {
+		localmode.WrapStore(&opts, wrap)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := localmode.Run(ctx, opts)
+	return res, out.String(), err
+}
+
 // fullDisk is a store whose writes start failing once an apply's start
 // is recorded: the apply runs, its end cannot be recorded.
 type fullDisk struct {
@@ -67,15 +81,7 @@ func TestRunOnceFailsWhenTheStoreCannotRecord(t *testing.T) {
 	repo.Commit("web")
 	statePath := t.TempDir() + "/state.db"
 	run := func(wrap func(reconcile.Store) reconcile.Store) (localmode.Result, string, error) {
-		var out bytes.Buffer
-		opts := localmode.Options{RepoDir: repo.Dir, StatePath: statePath, Once: true, Out: &out, Poll: 50 * time.Millisecond}
-		if wrap != nil {
-			localmode.WrapStore(&opts, wrap)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		res, err := localmode.Run(ctx, opts)
-		return res, out.String(), err
+		return runOnce(repo.Dir, statePath, wrap)
 	}
 
 	disk := &fullDisk{}

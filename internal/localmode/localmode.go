@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/gitrepo"
 	"github.com/pvnbot/pvnbot/internal/links"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
@@ -270,9 +271,14 @@ loop:
 	if res.Interrupted {
 		m.progress.Note("stopped; the next bot run carries on from here")
 	}
+	now := time.Now()
 	for _, st := range res.States {
 		if st.Status != store.StatusDeleted && st.Status.IsFailed() {
 			res.Failed = true
+		}
+		if m.opts.Once && stuck(st, now) {
+			res.Failed = true
+			m.progress.Note("%s: re-applied %d times and still drifting: --once stops here", st.Key(), st.Reapplies)
 		}
 	}
 	if m.opts.Once || res.Interrupted {
@@ -354,11 +360,31 @@ func settled(st store.TargetState, now time.Time) bool {
 	case store.StatusDeleted:
 		return true
 	case store.StatusConverged, store.StatusWaitingManualApproval, store.StatusWaitingPreconditions, store.StatusFailed:
+	case store.StatusConverging:
+		if !stuck(st, now) {
+			return false
+		}
 	default:
 		return false
 	}
 	due := func(t time.Time) bool { return !t.IsZero() && !t.After(now) }
 	return !due(st.NextDue) && (st.Target.GetInfo == nil || !due(st.NextInfoDue))
+}
+
+// onceReapplies is how many times --once lets a target be re-applied
+// without converging before it stops (exit 1).
+const onceReapplies = 3
+
+// stuck reports whether a target was re-applied onceReapplies times and
+// fetch still reported drift once the grace period of the last apply had
+// passed: it is not converging, and waiting for the next re-apply (hours
+// away, as they back off) would keep --once running for nothing.
+func stuck(st store.TargetState, now time.Time) bool {
+	if st.Status != store.StatusConverging || st.Reapplies < onceReapplies || st.ApplyStartedAt.IsZero() {
+		return false
+	}
+	end := st.ApplyStartedAt.Add(cmp.Or(st.Target.Policy.ConvergenceGracePeriod, config.DefaultConvergenceGracePeriod))
+	return !now.Before(end) && !st.LastFetch.Finished.Before(end)
 }
 
 // Status returns every target's state of one repository from the state

@@ -322,7 +322,7 @@ func (e *Engine) setTarget(tg desired.Target, seq int64, now time.Time) {
 	}
 	t.st.DesiredSeq, t.st.LatestSeq = seq, seq
 	t.st.ApplyStartedAt = time.Time{}
-	t.st.Attempts, t.st.FetchFailures, t.st.QueueSeq = 0, 0, 0
+	t.st.Attempts, t.st.FetchFailures, t.st.QueueSeq, t.st.Reapplies = 0, 0, 0, 0
 	msg := ""
 	if t.st.Replaced.Digest != "" && t.st.Replaced.At.Equal(now) {
 		msg = fmt.Sprintf("replaces the desired state of commit %s (%s)", short(t.st.Replaced.Commit), t.st.Replaced.Status)

@@ -78,7 +78,7 @@ func exhausted(st *store.TargetState) bool {
 // converged marks t CONVERGED and schedules its steady-state fetch.
 func (e *Engine) converged(t *target, msg string, now time.Time) {
 	st := &t.st
-	st.FetchFailures, st.Attempts = 0, 0
+	st.FetchFailures, st.Attempts, st.Reapplies = 0, 0, 0
 	st.ApplyStartedAt = time.Time{}
 	st.NextDue = time.Time{}
 	if st.Target.Fetch != nil {
@@ -342,15 +342,41 @@ func (e *Engine) fetched(t *target, res runner.Result, red *redactor, out store.
 	}
 	if !st.ApplyStartedAt.IsZero() {
 		grace := graceperiod(p)
-		if now.Sub(st.ApplyStartedAt) < grace {
-			e.setStatus(t, store.StatusConverging, fmt.Sprintf("applied: fetch still reports drift (grace period until %s)",
-				st.ApplyStartedAt.Add(grace).UTC().Format(time.RFC3339)), now)
+		next := st.ApplyStartedAt.Add(reapplyWait(grace, st.Reapplies))
+		if now.Before(next) {
+			msg := fmt.Sprintf("applied: fetch still reports drift (grace period until %s)", next.UTC().Format(time.RFC3339))
+			if st.Reapplies > 0 {
+				msg = fmt.Sprintf("still drifting after %d applies; next apply at %s", st.Reapplies+1, next.UTC().Format(time.RFC3339))
+			}
+			e.setStatus(t, store.StatusConverging, msg, now)
 			st.NextDue = now.Add(pollInterval(p))
 			return nil
 		}
 		why = fmt.Sprintf("convergence grace period of %s exceeded: apply again", grace)
+		if st.Reapplies > 0 {
+			why = fmt.Sprintf("still drifting after %d applies: apply again", st.Reapplies+1)
+		}
+		st.Reapplies++
 	}
 	return e.gate(t, why, now)
+}
+
+// maxReapplyWait caps the backoff of re-applies.
+const maxReapplyWait = 24 * time.Hour
+
+// reapplyWait is how long after an apply started fetch may report drift
+// before the apply runs again: the grace period, then after each re-apply
+// twice as long (grace·2ⁿ after the n-th), up to maxReapplyWait, so that
+// drift nothing fixes is retried ever more rarely, not every grace period.
+func reapplyWait(grace time.Duration, reapplies int) time.Duration {
+	d := grace
+	for range reapplies {
+		if d >= maxReapplyWait {
+			break
+		}
+		d *= 2
+	}
+	return min(d, maxReapplyWait)
 }
 
 func joinNote(a, b string) string {

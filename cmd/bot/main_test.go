@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -75,7 +76,7 @@ func TestValidate(t *testing.T) {
 		"missing path": {
 			args:   []string{"validate", filepath.Join("testdata", "nowhere")},
 			code:   1,
-			stderr: "bot validate: load configs: stat " + filepath.Join("testdata", "nowhere") + ": no such file or directory\n",
+			stderr: "bot validate: load configs: open " + filepath.Join("testdata", "nowhere") + ": no such file or directory\n",
 		},
 		"only warnings: printed, exit 0, counted in the summary": {
 			args: []string{"validate", filepath.Join("testdata", "warnings")},
@@ -118,4 +119,45 @@ func TestValidateDefaultsToCurrentFolder(t *testing.T) {
 	code, stdout, _ := runBot(t, "validate")
 	assert.Equal(t, 1, code)
 	assert.Equal(t, "sub/a.pvn.yaml:3:3: service \"s\": unknown application \"nope\" (no applications defined)\n", stdout)
+}
+
+// bot validate renders every target of every channel, as bot run does, so
+// that it refuses at their line whatever bot run would refuse.
+func TestValidateRendersWhatRunRenders(t *testing.T) {
+	runtime := func(cmd, env string) string {
+		return "runtime:\n  name: vm\n  custom:\n    proxyRuntime: {runtime: local}\n    apply:\n" +
+			"      taskConfig: {program: {cmd: " + cmd + env + "}}\n" +
+			"    parameters:\n    - {name: version, string: {defaultValue: \"1\"}}\n    - {name: token, secret: {}}\n"
+	}
+	const rest = "---\napplication:\n  name: shop\n  releaseChannels: [{name: staging, runtimes: [{runtime: vm}]}]\n" +
+		"---\nservice:\n  name: web\n  application: shop\n  customRuntime:\n    parameterValues:\n    - {name: token, secret: {key: db}}\n"
+	manyArgs := "[" + strings.TrimSuffix(strings.Repeat(`'{{range 120}}{{printf "%01000d" 0}}{{end}}', `, 20), ", ") + "]"
+	tests := map[string]struct{ cmd, env, want string }{
+		"undefined template": {cmd: `[deploy, '{{template "x"}}']`, want: `a.pvn.yaml:6:44: runtime "vm": invalid template: template "x" is not defined`},
+		"call":               {cmd: `[deploy, '{{call .Params.version}}']`, want: `a.pvn.yaml:6:44: runtime "vm": invalid template: call is not supported`},
+		"recursive define":   {cmd: `[deploy, '{{define "a"}}{{template "a"}}{{end}}']`, want: `a.pvn.yaml:6:44: runtime "vm": invalid template: template "a" calls itself`},
+		"field of a string":  {cmd: `[deploy, '{{$x := .Params.version}}{{$x.nope}}']`, want: `a.pvn.yaml:6:44: shop/web/staging: template: apply.cmd[1]:1:29: executing "apply.cmd[1]" at <$x.nope>: can't evaluate field nope in type string`},
+		"NUL in an env value": {cmd: `[deploy]`, env: `, env: {X: {value: "a\0b"}}`,
+			want: `a.pvn.yaml:6:62: shop/web/staging: apply.program.env.X: the value holds a NUL byte, which no environment variable can`},
+		"argument list over the system's limit": {cmd: manyArgs, want: "a.pvn.yaml:6:20: shop/web/staging: apply: the arguments and environment take"},
+		"gigabytes":                             {cmd: `[deploy, '{{range 100000}}{{range 100000}}{{$.Params.version}}{{end}}{{end}}']`, want: "shop/web/staging: template: apply.cmd[1]:1:24: more than 100000 range iterations"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "a.pvn.yaml"), []byte(runtime(tt.cmd, tt.env)+rest), 0o644))
+			t.Chdir(dir)
+			code, stdout, stderr := runBot(t, "validate")
+			assert.Equal(t, 1, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			assert.Contains(t, stdout, tt.want)
+		})
+	}
+
+	// The same config with nothing wrong renders, its secret a placeholder.
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.pvn.yaml"), []byte(runtime(`[deploy, "{{.Params.version}}"]`, `, env: {T: {value: "{{.Params.token}}"}}`)+rest), 0o644))
+	t.Chdir(dir)
+	code, stdout, stderr := runBot(t, "validate")
+	assert.Equal(t, 0, code, "stdout: %s\nstderr: %s", stdout, stderr)
+	assert.Equal(t, "1 runtime, 1 application, 1 service, 1 target\n", stdout)
 }

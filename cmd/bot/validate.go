@@ -11,11 +11,16 @@ import (
 	"strings"
 
 	"github.com/pvnbot/pvnbot/internal/config"
+	"github.com/pvnbot/pvnbot/internal/desired"
+	"github.com/pvnbot/pvnbot/internal/ingest"
+	"github.com/pvnbot/pvnbot/internal/links"
 )
 
 // runValidate is `bot validate [--bot-config bot.yaml] [PATH ...]`: every
 // problem as path:line:col: message (warnings as path:line:col: warning:
-// message) and exit 1 when there are errors, or a one-line summary.
+// message) and exit 1 when there are errors, or a one-line summary. The
+// configs are loaded, validated and rendered through ingest.RenderSet, the
+// path `bot run` and `bot serve` take, with placeholders for secret values.
 func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bot validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -36,14 +41,15 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		paths = []string{"."}
 	}
 
-	var linked *config.Linked
+	opts := ingest.Options{Desired: desired.Options{Secrets: placeholderSecrets}}
 	if *botConfig != "" {
 		bot, err := config.LoadBot(*botConfig)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		linked = bot.Linked()
+		opts.Linked = bot.Linked()
+		opts.Desired.Registries = links.FromBot(bot).Registries
 	}
 
 	var total summary
@@ -54,9 +60,15 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "bot validate: %v\n", err)
 			return 1
 		}
-		err = config.Combine(err, set.Validate(linked))
-		failed = failed || err != nil
-		if all := config.Combine(err, set.Warnings); all != nil {
+		// Every target of every channel is rendered as bot run renders
+		// it, so that what bot run would refuse is refused here.
+		res, err := ingest.RenderSet(set, err, validateCommit, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "bot validate: %v\n", err)
+			return 1
+		}
+		failed = failed || len(res.Problems) > 0
+		if all := config.Combine(res.Problems, res.Warnings); all != nil {
 			printErrors(stdout, l.display, all)
 		}
 		total.add(set)
@@ -64,12 +76,22 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	if failed {
 		return 1
 	}
-	if linked == nil {
+	if opts.Linked == nil {
 		fmt.Fprintln(stderr, "note: linked Kubernetes runtimes and container registries were not checked (no --bot-config)")
 	}
 	fmt.Fprintln(stdout, total)
 	return 0
 }
+
+// validateCommit stands for the commit in what bot validate renders.
+const validateCommit = "0000000000000000000000000000000000000000"
+
+// placeholderSecrets gives every secret parameter a placeholder: bot
+// validate renders with the parameters' real values but never reads a
+// secret.
+var placeholderSecrets = desired.SecretFunc(func(key, _ string) (string, error) {
+	return "pvn-validate-placeholder-for-" + key, nil
+})
 
 // loadable is one Set to validate: a folder, or files under a common root.
 type loadable struct {

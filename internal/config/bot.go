@@ -116,7 +116,7 @@ func ParseBot(file string, data []byte) (*Bot, error) {
 	var doc yaml.Node
 	err := decodeDoc(yaml.NewDecoder(bytes.NewReader(data)), &doc)
 	if err != nil && !errors.Is(err, io.EOF) {
-		errs = append(errs, syntaxError(file, err))
+		errs = append(errs, syntaxError(file, data, err))
 		return nil, errs
 	}
 	reported := 0

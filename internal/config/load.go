@@ -23,13 +23,23 @@ func IsConfigFile(name string) bool {
 	return strings.HasSuffix(name, ".pvn.yaml") || strings.HasSuffix(name, ".pvn.yml")
 }
 
+// Limits of SPEC §8.
+const (
+	// MaxConfigFileBytes bounds one config file.
+	MaxConfigFileBytes = 1 << 20
+	// MaxConfigFiles bounds the config files of a repository.
+	MaxConfigFiles = 10_000
+)
+
 // LoadDir loads every config file under root; positions are relative to
-// root. See LoadFS.
+// root. See LoadFS. Symlinks are followed only while they stay under root.
 func LoadDir(root string) (*Set, error) {
-	if _, err := os.Stat(root); err != nil {
+	r, err := os.OpenRoot(root)
+	if err != nil {
 		return nil, fmt.Errorf("load configs: %w", err)
 	}
-	return LoadFS(os.DirFS(root))
+	defer r.Close()
+	return LoadFS(r.FS())
 }
 
 // LoadFS loads every *.pvn.yaml / *.pvn.yml file of a tree whose root is the
@@ -37,48 +47,67 @@ func LoadDir(root string) (*Set, error) {
 // node_modules and vendor. The files referenced by kubernetesConfig are read
 // from the same tree.
 //
+// A config file that is a symlink is read from where it leads, with a
+// warning, when that stays inside the tree; otherwise it is a problem. So
+// are a file over MaxConfigFileBytes and a tree of more than MaxConfigFiles
+// config files.
+//
 // Problems in the configs are returned as an Errors together with the Set
 // of what could be decoded; other failures (an unreadable tree) return a nil
 // Set. Warnings are in the Set's Warnings, never in the error. Load does
 // not check references between configs: call Set.Validate.
 func LoadFS(fsys fs.FS) (*Set, error) {
-	files, err := findConfigs(fsys, ".")
-	if err != nil {
+	found := &found{}
+	if err := found.walk(fsys, "."); err != nil {
 		return nil, err
 	}
-	return loadFiles(fsys, files)
+	return loadFiles(fsys, found)
 }
 
 // LoadFiles loads the given config files, and the config files under the
 // given folders, with paths relative to root (which is also where
 // kubernetesConfig paths are resolved).
 func LoadFiles(root string, paths ...string) (*Set, error) {
-	fsys := os.DirFS(root)
-	var files []string
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("load configs: %w", err)
+	}
+	defer r.Close()
+	fsys := r.FS()
+	found := &found{}
 	for _, p := range paths {
 		name := path.Clean(filepath.ToSlash(p))
 		if !fs.ValidPath(name) {
 			return nil, fmt.Errorf("load configs: %s is not inside %s", p, root)
 		}
-		info, err := fs.Stat(fsys, name)
+		info, err := fs.Lstat(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("load configs: %w", err)
 		}
 		if !info.IsDir() {
-			files = append(files, name)
+			found.add(fsys, name, info.Mode())
 			continue
 		}
-		found, err := findConfigs(fsys, name)
-		if err != nil {
+		if err := found.walk(fsys, name); err != nil {
 			return nil, err
 		}
-		files = append(files, found...)
 	}
-	return loadFiles(fsys, files)
+	return loadFiles(fsys, found)
 }
 
-func findConfigs(fsys fs.FS, dir string) ([]string, error) {
-	var files []string
+// found is the config files of a tree: where to read each, and what was
+// wrong with those that cannot be read.
+type found struct {
+	files    []configFile
+	problems Errors // warnings too
+	full     bool   // MaxConfigFiles reached
+}
+
+// configFile is a config file to read at path, found as name (a symlink
+// that leads to path, or path itself).
+type configFile struct{ name, path string }
+
+func (f *found) walk(fsys fs.FS, dir string) error {
 	err := fs.WalkDir(fsys, dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -89,31 +118,77 @@ func findConfigs(fsys fs.FS, dir string) ([]string, error) {
 			}
 			return nil
 		}
-		if IsConfigFile(e.Name()) && e.Type().IsRegular() {
-			files = append(files, p)
+		if IsConfigFile(e.Name()) {
+			f.add(fsys, p, e.Type())
+		}
+		if f.full {
+			return fs.SkipAll
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("find config files: %w", err)
+		return fmt.Errorf("find config files: %w", err)
 	}
-	return files, nil
+	return nil
 }
 
-func loadFiles(fsys fs.FS, files []string) (*Set, error) {
+// add takes the config file found at name, of type mode.
+func (f *found) add(fsys fs.FS, name string, mode fs.FileMode) {
+	if len(f.files) >= MaxConfigFiles {
+		if !f.full {
+			f.full = true
+			f.problemf(".", "more than %d config files (*.pvn.yaml): the limit of a repository is %d", MaxConfigFiles, MaxConfigFiles)
+		}
+		return
+	}
+	switch {
+	case mode.IsRegular():
+		f.files = append(f.files, configFile{name: name, path: name})
+	case mode&fs.ModeSymlink != 0:
+		p, err := resolveLink(fsys, name)
+		if err != nil {
+			f.problemf(name, "%s: not read", linkProblem(fsys, name, err))
+			return
+		}
+		f.problems = append(f.problems, &Error{Pos: filePos(name), Msg: fmt.Sprintf("symlink to %s: read from there", p), Severity: SeverityWarning})
+		f.files = append(f.files, configFile{name: name, path: p})
+	default:
+		f.problemf(name, "not a regular file: not read")
+	}
+}
+
+func (f *found) problemf(name, format string, args ...any) {
+	f.problems = append(f.problems, &Error{Pos: filePos(name), Msg: fmt.Sprintf(format, args...)})
+}
+
+func filePos(name string) Pos { return Pos{File: name, Line: 1, Col: 1} }
+
+func loadFiles(fsys fs.FS, found *found) (*Set, error) {
 	s := &Set{}
 	var errs Errors
+	for _, p := range found.problems {
+		if p.Severity.IsWarning() {
+			s.Warnings = append(s.Warnings, p)
+		} else {
+			errs = append(errs, p)
+		}
+	}
 	seen := map[string]bool{}
-	for _, f := range files {
-		if seen[f] {
+	for _, f := range found.files {
+		if seen[f.path] {
 			continue
 		}
-		seen[f] = true
-		data, err := fs.ReadFile(fsys, f)
-		if err != nil {
-			return nil, fmt.Errorf("read config %s: %w", f, err)
+		seen[f.path] = true
+		data, err := readLimited(fsys, f.path, MaxConfigFileBytes)
+		var big *sizeError
+		if errors.As(err, &big) {
+			errs = append(errs, &Error{Pos: filePos(f.path), Msg: big.Error()})
+			continue
 		}
-		parseInto(s, f, data, &errs)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", f.path, err)
+		}
+		parseInto(s, f.path, data, &errs)
 	}
 	for _, j := range s.jobs() {
 		if k := j.KubernetesConfig; k != nil && k.File != "" {
@@ -122,6 +197,35 @@ func loadFiles(fsys fs.FS, files []string) (*Set, error) {
 	}
 	s.Warnings = s.Warnings.sorted()
 	return s, errs.orNil()
+}
+
+// sizeError is a config file over MaxConfigFileBytes.
+type sizeError struct{ size int64 }
+
+func (e *sizeError) Error() string {
+	return fmt.Sprintf("config file of %d bytes: the limit is 1 MiB (%d bytes)", e.size, MaxConfigFileBytes)
+}
+
+// readLimited reads the file at name when it holds at most limit bytes;
+// otherwise it returns a *sizeError, without reading more than limit+1
+// bytes.
+func readLimited(fsys fs.FS, name string, limit int) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() > int64(limit) {
+		return nil, &sizeError{size: info.Size()}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > limit {
+		return nil, &sizeError{size: int64(len(data))}
+	}
+	return data, nil
 }
 
 // jobs lists the apply, fetch and getInfo jobs of every runtime.
@@ -152,7 +256,13 @@ func readManifest(fsys fs.FS, k *KubernetesConfig, errs *Errors) []byte {
 		*errs = append(*errs, &Error{Pos: k.PathPos, Msg: fmt.Sprintf("kubernetesConfig file %s: ", k.File) + fmt.Sprintf(format, args...)})
 		return nil
 	}
-	f, err := fsys.Open(k.File)
+	name := k.File
+	if info, err := fs.Lstat(fsys, name); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+		if name, err = resolveLink(fsys, k.File); err != nil {
+			return fail("%s", linkProblem(fsys, k.File, err))
+		}
+	}
+	f, err := fsys.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fail("not found")
 	}

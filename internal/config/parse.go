@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -38,6 +39,10 @@ func Parse(file string, data []byte) (*Set, error) {
 
 func parseInto(s *Set, file string, data []byte, errs *Errors) {
 	s.Files = append(s.Files, file)
+	if len(data) > MaxConfigFileBytes {
+		*errs = append(*errs, &Error{Pos: filePos(file), Msg: (&sizeError{size: int64(len(data))}).Error()})
+		return
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	reported, warnBase := 0, len(s.Warnings)
 	for {
@@ -47,7 +52,7 @@ func parseInto(s *Set, file string, data []byte, errs *Errors) {
 			return
 		}
 		if err != nil {
-			*errs = append(*errs, syntaxError(file, err))
+			*errs = append(*errs, syntaxError(file, data, err))
 			return
 		}
 		if reported >= maxFileErrors {
@@ -71,12 +76,16 @@ func decodeDoc(dec *yaml.Decoder, doc *yaml.Node) (err error) {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
 
-func syntaxError(file string, err error) *Error {
+func syntaxError(file string, data []byte, err error) *Error {
 	msg := err.Error()
 	p := Pos{File: file, Line: 1, Col: 1}
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
+	} else if e := encodingError(file, data); e != nil {
+		// The YAML library says "control characters are not allowed" or
+		// "invalid leading UTF-8 octet", without a position.
+		return e
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
@@ -408,4 +417,45 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// encodingError finds the first byte of data that YAML refuses, invalid
+// UTF-8 or a control character, and reports it at its line and column
+// (in characters); nil when there is none, or when data is UTF-16 (which
+// the YAML library reads too).
+func encodingError(file string, data []byte) *Error {
+	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
+		return nil
+	}
+	line, lineStart := 1, 0
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		var msg string
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			msg = fmt.Sprintf("invalid UTF-8 (byte %#x)", data[i])
+		case !yamlPrintable(r):
+			msg = fmt.Sprintf("control character %U is not allowed", r)
+		}
+		if msg != "" {
+			col := 1 + utf8.RuneCount(data[lineStart:i])
+			return &Error{Pos: Pos{File: file, Line: line, Col: col}, Msg: "invalid YAML: " + msg}
+		}
+		if r == '\n' {
+			line, lineStart = line+1, i+1
+		}
+		i += size
+	}
+	return nil
+}
+
+// yamlPrintable is YAML 1.1's set of characters allowed in a stream.
+func yamlPrintable(r rune) bool {
+	switch {
+	case r == '\t', r == '\n', r == '\r', r == 0x85:
+		return true
+	case r >= 0x20 && r <= 0x7E, r >= 0xA0 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+		return true
+	}
+	return false
 }

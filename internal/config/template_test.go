@@ -51,3 +51,55 @@ func TestNewTemplateMissingKeyErrors(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// What can never render is refused when the template is parsed, at its
+// line: bot validate and bot run refuse it alike, whichever branch it is in.
+func TestNewTemplateRefuses(t *testing.T) {
+	tests := map[string]struct{ text, err string }{
+		"call":               {"a\n{{if false}}{{call .Params.f}}{{end}}", "template: x:2: call is not supported: templates see no functions to call"},
+		"undefined template": {"{{if false}}\n\n{{template \"nope\"}}{{end}}", `template: x:3: template "nope" is not defined`},
+		"recursive define":   {"{{define \"a\"}}\n{{template \"a\"}}{{end}}{{template \"a\"}}", `template: x:2: template "a" calls itself: recursive templates are not supported`},
+		"mutual recursion": {"{{define \"a\"}}{{template \"b\"}}{{end}}\n{{define \"b\"}}{{template \"a\"}}{{end}}x",
+			`template: x:2: template "b" calls "a", which calls it again: recursive templates are not supported`},
+		"main calls itself": {"{{template \"x\"}}", `template: x:1: template "x" calls itself: recursive templates are not supported`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := NewTemplate("x", tt.text)
+			assert.EqualError(t, err, tt.err)
+		})
+	}
+	_, err := NewTemplate("x", `{{define "a"}}A{{end}}{{define "b"}}{{template "a"}}{{template "a"}}{{end}}{{template "b"}}`)
+	assert.NoError(t, err, "a template called twice is no recursion")
+
+	_, _, err = TemplateRefs("{{if false}}{{template \"nope\"}}{{end}}")
+	assert.EqualError(t, err, `invalid template: template "nope" is not defined`)
+}
+
+// ParamRefs tells a template that names its parameters from one that may
+// see any of them.
+func TestParamRefs(t *testing.T) {
+	tests := map[string]struct {
+		text  string
+		names []string
+		all   bool
+	}{
+		"by name":         {text: `{{.Params.a}}{{index .Params "b"}}`, names: []string{"a", "b"}},
+		"in a condition":  {text: `{{if eq .Params.s "x"}}yes{{end}}`, names: []string{"s"}},
+		"range over all":  {text: `{{range $k, $v := .Params}}{{$v}}{{end}}`, all: true},
+		"computed index":  {text: `{{index .Params (print "s")}}`, all: true},
+		"whole data":      {text: `{{printf "%v" .}}`, all: true},
+		"whole data as $": {text: `{{with .Params.a}}{{printf "%v" $}}{{end}}`, names: []string{"a"}, all: true},
+		"dot rebound":     {text: `{{range .Params.list}}{{.}}{{end}}`, names: []string{"list"}},
+		"builtins only":   {text: `{{.Builtins.Commit}}`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			tmpl, err := NewTemplate("x", tt.text)
+			assert.NoError(t, err)
+			names, all := ParamRefs(tmpl)
+			assert.Equal(t, tt.names, names)
+			assert.Equal(t, tt.all, all)
+		})
+	}
+}

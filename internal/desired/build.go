@@ -18,6 +18,9 @@ type Options struct {
 	// Secrets gives the values of secret parameters. When nil, any secret
 	// parameter that is given a value is an error.
 	Secrets SecretSource
+
+	// commitLimit replaces the limits of one commit, for tests.
+	commitLimit *budget
 }
 
 // SecretSource gives the values of secret parameters.
@@ -120,11 +123,34 @@ func Build(set *config.Set, commit string, opts Options) ([]Target, error) {
 			}
 			targets = append(targets, t)
 		}
+		if b.tmpl.commit.exhausted() {
+			// Every field and target after would be refused alike: say it
+			// once.
+			errs = onceCommitLimit(errs)
+			break
+		}
 	}
 	if len(errs) > 0 {
 		return nil, config.Combine(errs)
 	}
 	return targets, nil
+}
+
+// onceCommitLimit keeps the first problem that says the commit passed its
+// limit, and drops the others.
+func onceCommitLimit(errs config.Errors) config.Errors {
+	out := errs[:0]
+	seen := false
+	for _, e := range errs {
+		if strings.Contains(e.Msg, "the limit of one commit") {
+			if seen {
+				continue
+			}
+			seen = true
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // builder holds what is shared by the targets of one Build.
@@ -143,7 +169,7 @@ func newBuilder(set *config.Set, commit string, opts Options) *builder {
 		opts:     opts,
 		apps:     make(map[string]*config.Application, len(set.Applications)),
 		runtimes: make(map[string]*config.Runtime, len(set.Runtimes)),
-		tmpl:     newTemplates(),
+		tmpl:     newTemplates(cmp.Or(opts.commitLimit, commitBudget())),
 	}
 	for _, a := range set.Applications {
 		b.apps[a.Name] = a
@@ -189,6 +215,7 @@ func (b *builder) target(svc *config.Service, app *config.Application, ch *confi
 	}
 
 	r := newRenderer(b.tmpl, tb, ps, bi, b.opts.Registries)
+	r.pos = rt.Pos
 	c := &rt.Custom
 	t := Target{
 		Key:        tb.key,
@@ -202,6 +229,10 @@ func (b *builder) target(svc *config.Service, app *config.Application, ch *confi
 	t.DesiredVersion = cmp.Or(t.ApplyID, b.commit)
 
 	base := baseEnv(t, ps)
+	if n := envSize(base); n > MaxJobBytes {
+		tb.errorf(svc.Pos, "the parameter values take %d bytes: every job carries them in its env, and %s is the limit of one rendered job", n, mib(MaxJobBytes))
+		return Target{}, ps.scrub(tb.errs)
+	}
 	job := func(action runner.Action, j config.Job) runner.Spec {
 		s := r.job(action, j, base)
 		s.Action = action

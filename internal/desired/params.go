@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pvnbot/pvnbot/internal/config"
 )
@@ -120,7 +121,7 @@ func (b *builder) resolveParams(tb *targetBuild, svc *config.Service, ch *config
 			}
 			g := given{pv: pv, value: pv.Value.Value}
 			if d.Type != config.ParamInt && d.Type != config.ParamSecret {
-				v, err := b.tmpl.render("parameterValues."+pv.Name, pv.Value.Value, &svcData)
+				v, err := b.tmpl.render("parameterValues."+pv.Name, pv.Value.Value, &svcData, MaxFieldBytes, false)
 				if err != nil {
 					tb.errorf(pv.Value.Pos, "%v", err)
 					continue
@@ -190,7 +191,27 @@ func (b *builder) lookupSecret(tb *targetBuild, name string, pv *config.Paramete
 		tb.errorf(pv.Pos, "secret parameter %s: look up key %q: %v", name, pv.Value.Value, err)
 		return ""
 	}
+	if n := utf8.RuneCountInString(v); n < MinSecretLength {
+		tb.errorf(pv.Pos, "secret parameter %s: the value of key %q has %d characters: a secret needs at least %d, since a shorter one cannot be redacted from job output without destroying it",
+			name, pv.Value.Value, n, MinSecretLength)
+		return ""
+	}
 	return v
+}
+
+// MinSecretLength is the fewest characters a secret value may have (SPEC
+// §8): job output is redacted of secret values, and redacting a shorter
+// one would destroy the output ("e" everywhere) without hiding anything.
+const MinSecretLength = 4
+
+// isSecret reports whether name is a secret parameter.
+func (ps *params) isSecret(name string) bool {
+	for _, p := range ps.list {
+		if p.name == name {
+			return p.secret
+		}
+	}
+	return false
 }
 
 func (ps *params) fillData() {

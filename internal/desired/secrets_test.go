@@ -53,9 +53,9 @@ func TestBuildSecretParameter(t *testing.T) {
 }
 
 func TestBuildSecretRotationChangesTheDigest(t *testing.T) {
-	before := byKey(t, build(t, secretSet(), commitA, Options{Secrets: secretSource("one")}), "app/svc/staging")
-	after := byKey(t, build(t, secretSet(), commitA, Options{Secrets: secretSource("two")}), "app/svc/staging")
-	again := byKey(t, build(t, secretSet(), commitB, Options{Secrets: secretSource("one")}), "app/svc/staging")
+	before := byKey(t, build(t, secretSet(), commitA, Options{Secrets: secretSource("first")}), "app/svc/staging")
+	after := byKey(t, build(t, secretSet(), commitA, Options{Secrets: secretSource("second")}), "app/svc/staging")
+	again := byKey(t, build(t, secretSet(), commitB, Options{Secrets: secretSource("first")}), "app/svc/staging")
 	assert.NotEqual(t, before.Digest, after.Digest)
 	assert.Equal(t, before.Digest, again.Digest)
 }
@@ -148,5 +148,5 @@ func TestBuildCommandTestsWhetherASecretIsSet(t *testing.T) {
 	got = byKey(t, build(t, unset, commitA, Options{}), "app/svc/staging")
 	assert.Equal(t, []string{"apply", ""}, got.Apply.Cmd)
 	assert.Contains(t, got.Apply.Env, runner.EnvVar{Name: "PVN_PARAM_token", Sensitive: true})
-	assert.Contains(t, got.Apply.Env, runner.EnvVar{Name: "AUTH", Value: "Bearer "})
+	assert.Contains(t, got.Apply.Env, runner.EnvVar{Name: "AUTH", Value: "Bearer ", Sensitive: true}, "it refers to the secret, set or not")
 }

@@ -88,11 +88,30 @@ func Render(tree fs.FS, sha string, opts Options) (Result, error) {
 	if set == nil {
 		return Result{}, fmt.Errorf("load configs: %w", loadErr)
 	}
+	return RenderSet(set, loadErr, sha, opts)
+}
+
+// RenderSet validates a loaded set and renders the targets of commit sha,
+// as Render does; loadErr is what loading it reported. `bot validate`
+// renders the files it is given through it, as `bot run` and `bot serve`
+// render a commit.
+func RenderSet(set *config.Set, loadErr error, sha string, opts Options) (res Result, err error) {
+	defer func() {
+		// No config may bring the bot down: a panic that escaped every
+		// check is this commit's problem, not the process's end.
+		if r := recover(); r != nil {
+			res = Result{Warnings: set.Warnings, Problems: config.Errors{{
+				Pos: config.Pos{File: firstFile(set), Line: 1, Col: 1},
+				Msg: fmt.Sprintf("internal error while rendering this commit's configs (please report it): %v", r),
+			}}}
+			err = nil
+		}
+	}()
 	problems, err := split(config.Combine(loadErr, set.Validate(opts.Linked)))
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Problems: problems, Warnings: set.Warnings}
+	res = Result{Problems: problems, Warnings: set.Warnings}
 	if len(problems) > 0 {
 		return res, nil
 	}
@@ -104,6 +123,13 @@ func Render(tree fs.FS, sha string, opts Options) (Result, error) {
 		res.Targets = targets
 	}
 	return res, nil
+}
+
+func firstFile(set *config.Set) string {
+	if len(set.Files) > 0 {
+		return set.Files[0]
+	}
+	return "."
 }
 
 // split takes the config problems out of err; what is left is another

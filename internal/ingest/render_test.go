@@ -2,6 +2,9 @@ package ingest_test
 
 import (
 	"context"
+	"io/fs"
+	"runtime"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -120,4 +123,48 @@ func TestRenderWarnings(t *testing.T) {
 	require.Len(t, res.Warnings, 1)
 	assert.Equal(t, config.Pos{File: "web.pvn.yaml", Line: 4, Col: 3}, res.Warnings[0].Pos)
 	assert.True(t, res.Warnings[0].Severity.IsWarning())
+}
+
+// A commit whose rendering passes a limit (here, gigabytes from two
+// ranges) is a problem of that commit, found in bounded memory and
+// recorded: the next commit is taken, never this one again.
+func TestIngestSkipsACommitThatPassesALimit(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMemory().Repo("github.com/acme/deploys")
+	var got []string
+	repo := &ingest.Repo{Name: "github.com/acme/deploys", Log: st, Engine: engineFunc(func(commit string, targets []desired.Target) error {
+		got = append(got, commit)
+		return nil
+	})}
+	bomb := strings.Replace(runtimeYAML, `"{{.Params.version}}"`, `'{{range 100000}}{{range 100000}}{{printf "%01000d" 0}}{{end}}{{end}}'`, 1)
+	var res ingest.Result
+	var err error
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res, err = repo.Ingest(ctx, "main", "bomb", tree(with(valid, "vm.pvn.yaml", bomb)))
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Problems)
+	assert.Contains(t, res.Problems.Error(), "vm.pvn.yaml:6:44: shop/web/production: template: apply.cmd[1]: renders to more than 1 MiB: the limit of one rendered field")
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20))
+
+	res, err = repo.Ingest(ctx, "main", "revert", tree(valid))
+	require.NoError(t, err)
+	assert.Len(t, res.Targets, 2)
+	assert.Equal(t, []string{"revert"}, got)
+	sha, _, err := st.LastIngested(ctx, "main")
+	require.NoError(t, err)
+	assert.Equal(t, "revert", sha)
+}
+
+// A tree that cannot be taken whole (a config leading out of it, too many
+// files) is a problem of the commit, not a failure to read it that would
+// be tried again for ever.
+func TestRenderTreeLimitsAreProblems(t *testing.T) {
+	fsys := tree(valid)
+	fsys["api.pvn.yaml"] = &fstest.MapFile{Data: []byte("../../etc/api.pvn.yaml"), Mode: fs.ModeSymlink}
+	res, err := ingest.Render(fsys, "c1", ingest.Options{})
+	require.NoError(t, err)
+	assert.Nil(t, res.Targets)
+	assert.Equal(t, `api.pvn.yaml:1:1: symlink to "../../etc/api.pvn.yaml" leads outside the repository: not read`, res.Problems.Error())
 }

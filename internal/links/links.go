@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -133,20 +134,33 @@ func (l Links) Runner(loc *local.Runner, kr *kube.Runner) reconcile.Runner {
 
 // EnvSecrets gives secret parameter values from the bot's environment: the
 // value of `secret: {key: db-password}` is $PVN_SECRET_DB_PASSWORD, and with
-// `version: 3`, $PVN_SECRET_DB_PASSWORD_3 when it is set.
+// `version: 3`, $PVN_SECRET_DB_PASSWORD_3 when it is set. A value of fewer
+// than desired.MinSecretLength characters is refused, naming the variable.
 func EnvSecrets(lookup func(string) (string, bool)) desired.SecretFunc {
 	return func(key, version string) (string, error) {
 		name := SecretEnvName(key)
 		if version != "" {
 			if v, ok := lookup(name + "_" + envSafe(version)); ok {
-				return v, nil
+				return checkSecret(key, name+"_"+envSafe(version), v)
 			}
 		}
 		if v, ok := lookup(name); ok {
-			return v, nil
+			return checkSecret(key, name, v)
 		}
 		return "", fmt.Errorf("secret %q: set $%s in the bot's environment", key, name)
 	}
+}
+
+func checkSecret(key, variable, v string) (string, error) {
+	if n := utf8.RuneCountInString(v); n < desired.MinSecretLength {
+		chars := "characters"
+		if n == 1 {
+			chars = "character"
+		}
+		return "", fmt.Errorf("secret %q: $%s holds %d %s: a secret needs at least %d, since a shorter one cannot be redacted from job output without destroying it",
+			key, variable, n, chars, desired.MinSecretLength)
+	}
+	return v, nil
 }
 
 // SecretEnvName is the variable EnvSecrets reads for a secret's key.

@@ -12,7 +12,7 @@ import (
 )
 
 func TestEnvSecrets(t *testing.T) {
-	env := map[string]string{"PVN_SECRET_DB_PASSWORD": "s3cret", "PVN_SECRET_DB_PASSWORD_2": "older"}
+	env := map[string]string{"PVN_SECRET_DB_PASSWORD": "s3cret", "PVN_SECRET_DB_PASSWORD_2": "older", "PVN_SECRET_PIN": "e", "PVN_SECRET_PIN_2": "12345"}
 	lookup := EnvSecrets(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 
 	tests := map[string]struct {
@@ -22,6 +22,8 @@ func TestEnvSecrets(t *testing.T) {
 		"a version with its own variable":        {key: "db-password", version: "2", want: "older"},
 		"a version without one: the key's value": {key: "db-password", version: "7", want: "s3cret"},
 		"missing: says which variable to set":    {key: "api.token", err: `secret "api.token": set $PVN_SECRET_API_TOKEN in the bot's environment`},
+		"too short to be redacted":               {key: "pin", err: `secret "pin": $PVN_SECRET_PIN holds 1 character: a secret needs at least 4, since a shorter one cannot be redacted from job output without destroying it`},
+		"a version long enough":                  {key: "pin", version: "2", want: "12345"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -41,14 +41,14 @@ type RefusedError = reconcile.RefusedError
 // channel, as SPEC §6's `bot approve`. Unknown names and channels where
 // nothing waits are refused with a *RefusedError.
 func Approve(ctx context.Context, opts ApproveOptions) (ApproveResult, error) {
-	db, st, err := openRepo(ctx, opts.StatePath, opts.Repo)
+	db, st, err := openRepo(ctx, opts.StatePath, opts.Repo, false)
 	if err != nil {
 		return ApproveResult{}, err
 	}
 	defer db.Close()
 	states, err := st.LoadTargets(ctx)
 	if err != nil {
-		return ApproveResult{}, err
+		return ApproveResult{}, db.Corrupt(err)
 	}
 	if err := checkNames(states, opts.Request); err != nil {
 		return ApproveResult{}, err

@@ -5,6 +5,7 @@
 package localmode
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvnbot/pvnbot/internal/config"
 	"github.com/pvnbot/pvnbot/internal/gitrepo"
 	"github.com/pvnbot/pvnbot/internal/links"
 	"github.com/pvnbot/pvnbot/internal/metrics"
@@ -68,6 +70,10 @@ type Options struct {
 	// Metrics, when set, counts the run's jobs, targets and times to
 	// converge (bot run --metrics-listen). A Metrics serves one Run.
 	Metrics *metrics.Metrics
+
+	// wrapStore, when set, stands between the engine and the state file
+	// (tests: a store whose writes fail).
+	wrapStore func(reconcile.Store) reconcile.Store
 }
 
 // Result is how a run ended.
@@ -109,8 +115,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.StatePath == "" {
 		opts.StatePath = DefaultStatePath(repoDir)
 	}
-	if err := os.MkdirAll(filepath.Dir(opts.StatePath), 0o700); err != nil {
-		return Result{}, fmt.Errorf("create state folder: %w", err)
+	if err := makeStateDir(repoDir, opts.StatePath); err != nil {
+		return Result{}, err
+	}
+	emptyNote, err := checkEmpty(repoDir, opts.StatePath)
+	if err != nil {
+		return Result{}, err
 	}
 	lock, err := tryLock(opts.StatePath, 5*time.Second)
 	if errors.Is(err, errLocked) {
@@ -120,17 +130,26 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	defer lock.release()
+	// SQLite names its -wal and -shm files after the path it opens: the
+	// file's own, whatever link led to it, so that every bot shares them.
+	dbPath, err := filepath.EvalSymlinks(opts.StatePath)
+	if err != nil {
+		return Result{}, fmt.Errorf("state file %s: %w", opts.StatePath, err)
+	}
 
 	// WAL with synchronous=NORMAL: a commit survives the process being
 	// killed (the crash test proves it), not a power loss, which may roll
 	// back the last few transitions (never corrupt the file). The engine
 	// then repeats a little work; `bot serve` keeps FULL.
-	db, err := store.OpenSQLite(ctx, opts.StatePath, store.WithSynchronousNormal())
+	db, err := store.OpenSQLite(ctx, dbPath, store.WithSynchronousNormal())
 	if err != nil {
 		return Result{}, err
 	}
 	defer db.Close()
 	progress := NewProgress(opts.Out, opts.Terminal)
+	if emptyNote != "" {
+		progress.Note("%s", emptyNote)
+	}
 	if opts.StatePath == DefaultStatePath(repoDir) {
 		if err := adoptMoved(ctx, db, repoDir, progress); err != nil {
 			return Result{}, err
@@ -139,7 +158,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	st := db.Repo(repoDir)
 	saved, err := st.LoadTargets(ctx)
 	if err != nil {
-		return Result{}, err
+		return Result{}, db.Corrupt(err)
 	}
 	progress.Seed(saved)
 
@@ -157,9 +176,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		reporter = reconcile.Reporters(progress, converging)
 	}
 	logger := opts.Logger.With("repo", repoDir)
+	var engineStore reconcile.Store = st
+	if opts.wrapStore != nil {
+		engineStore = opts.wrapStore(st)
+	}
 	engine, err := reconcile.New(ctx, reconcile.Options{
 		Runner:          jobs,
-		Store:           st,
+		Store:           engineStore,
 		Reporter:        reporter,
 		Logger:          logger,
 		MaxParallelJobs: opts.MaxParallelJobs,
@@ -167,7 +190,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		CheckAllOnStart: true,
 	})
 	if err != nil {
-		return Result{}, err
+		return Result{}, db.Corrupt(err)
 	}
 	if opts.Metrics != nil {
 		converging.Seed(engine.Snapshot())
@@ -176,7 +199,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}))
 	}
 	m := &mode{
-		opts: opts, engine: engine, progress: progress,
+		opts: opts, engine: engine, progress: progress, store: st, db: db,
 		walker: newBranchWalker(repo, repoDir, opts.Branch, opts.Links, st, engine, progress),
 	}
 	m.walker.prepare = func(sha string) { worktrees.Prepare(ctx, sha) }
@@ -206,11 +229,13 @@ type mode struct {
 	engine   *reconcile.Engine
 	progress *Progress
 	walker   *branchWalker
+	store    store.Store // the repository's, to read what is recorded
+	db       *store.SQLite
 }
 
 func (m *mode) run(ctx context.Context) (Result, error) {
 	if err := m.poll(ctx); err != nil {
-		return Result{}, err
+		return Result{}, m.db.Corrupt(err)
 	}
 	engineCtx, stopEngine := context.WithCancel(ctx)
 	defer stopEngine()
@@ -237,8 +262,15 @@ loop:
 			break loop
 		case <-changed:
 		case <-ticker.C:
-			if err := m.poll(ctx); err != nil && ctx.Err() == nil {
+			err := m.poll(ctx)
+			if err != nil && ctx.Err() == nil {
 				m.opts.Logger.Error("look for new commits and approvals", "err", err)
+			}
+			// A damaged state file does not heal: stop rather than fail
+			// every poll for ever.
+			if err = cmp.Or(err, m.engine.StoreErr()); store.IsCorrupt(err) {
+				runErr = m.db.Corrupt(err)
+				break loop
 			}
 		}
 	}
@@ -246,13 +278,24 @@ loop:
 	if engineDone != nil {
 		runErr = <-engineDone
 	}
+	if err := m.engine.Flush(context.WithoutCancel(ctx)); err != nil {
+		return m.unrecorded(ctx, m.db.Corrupt(err))
+	}
+	if store.IsCorrupt(runErr) {
+		return Result{Failed: true}, runErr
+	}
 	res := Result{States: m.engine.Snapshot(), Interrupted: ctx.Err() != nil}
 	if res.Interrupted {
 		m.progress.Note("stopped; the next bot run carries on from here")
 	}
+	now := time.Now()
 	for _, st := range res.States {
 		if st.Status != store.StatusDeleted && st.Status.IsFailed() {
 			res.Failed = true
+		}
+		if m.opts.Once && stuck(st, now) {
+			res.Failed = true
+			m.progress.Note("%s: re-applied %d times and still drifting: --once stops here", st.Key(), st.Reapplies)
 		}
 	}
 	if m.opts.Once || res.Interrupted {
@@ -265,6 +308,34 @@ loop:
 	return res, runErr
 }
 
+// unrecorded ends a run whose last state changes could not be made durable
+// (a full disk, an I/O error): they are not facts, so neither the engine's
+// view nor success is reported. What the state file holds is shown instead;
+// the next bot run starts from it.
+func (m *mode) unrecorded(ctx context.Context, err error) (Result, error) {
+	lost := m.engine.Unsaved()
+	msg := fmt.Sprintf("could not record in the state file %s: %v", m.opts.StatePath, err)
+	if store.IsCorrupt(err) {
+		msg = err.Error()
+	}
+	if len(lost) > 0 {
+		msg += "\nnot recorded:\n  " + strings.Join(lost, "\n  ")
+	}
+	res := Result{Failed: true, Interrupted: ctx.Err() != nil}
+	if store.IsCorrupt(err) {
+		return res, errors.New(msg)
+	}
+	msg += "\nthe next bot run starts from what the state file holds (free space first)"
+	if states, lerr := m.store.LoadTargets(context.WithoutCancel(ctx)); lerr == nil {
+		res.States = states
+		fmt.Fprintf(m.opts.Out, "\nWhat the state file holds:\n")
+		if werr := WriteTable(m.opts.Out, states); werr == nil {
+			fmt.Fprintf(m.opts.Out, "\n%s\n", Summary(states))
+		}
+	}
+	return res, errors.New(msg)
+}
+
 // poll ingests new commits of the branch and has the engine read again the
 // approvals `bot approve` stored meanwhile.
 func (m *mode) poll(ctx context.Context) error {
@@ -273,7 +344,8 @@ func (m *mode) poll(ctx context.Context) error {
 
 // settled reports whether nothing is left to do now: the engine is idle (no
 // job runs, no step is due) and every target is converged, waiting (for an
-// approval or an upstream channel that is itself settled) or failed. When
+// approval or an upstream channel that is itself settled) or failed, or the
+// state file refuses writes. When
 // not, the channel is closed at the engine's next change. The states are
 // read between two looks at the engine, so a step taken meanwhile is never
 // missed.
@@ -281,6 +353,10 @@ func (m *mode) settled() (bool, <-chan struct{}) {
 	idle, changed := m.engine.Idle()
 	if !idle {
 		return false, changed
+	}
+	if m.engine.StoreErr() != nil {
+		// Nothing more can be recorded: stop, and say what was not.
+		return true, changed
 	}
 	now := time.Now()
 	for _, st := range m.engine.Snapshot() {
@@ -301,6 +377,10 @@ func settled(st store.TargetState, now time.Time) bool {
 	case store.StatusDeleted:
 		return true
 	case store.StatusConverged, store.StatusWaitingManualApproval, store.StatusWaitingPreconditions, store.StatusFailed:
+	case store.StatusConverging:
+		if !stuck(st, now) {
+			return false
+		}
 	default:
 		return false
 	}
@@ -308,32 +388,59 @@ func settled(st store.TargetState, now time.Time) bool {
 	return !due(st.NextDue) && (st.Target.GetInfo == nil || !due(st.NextInfoDue))
 }
 
+// onceReapplies is how many times --once lets a target be re-applied
+// without converging before it stops (exit 1).
+const onceReapplies = 3
+
+// stuck reports whether a target was re-applied onceReapplies times and
+// fetch still reported drift once the grace period of the last apply had
+// passed: it is not converging, and waiting for the next re-apply (hours
+// away, as they back off) would keep --once running for nothing.
+func stuck(st store.TargetState, now time.Time) bool {
+	if st.Status != store.StatusConverging || st.Reapplies < onceReapplies || st.ApplyStartedAt.IsZero() {
+		return false
+	}
+	end := st.ApplyStartedAt.Add(cmp.Or(st.Target.Policy.ConvergenceGracePeriod, config.DefaultConvergenceGracePeriod))
+	return !now.Before(end) && !st.LastFetch.Finished.Before(end)
+}
+
 // Status returns every target's state of one repository from the state
 // file at statePath: the repository named repo, or when repo is empty the
-// file's only one. It reads while a `bot run` writes.
+// file's only one. It reads while a `bot run` writes, and opens the file
+// read-only: it works on a read-only file system.
 func Status(ctx context.Context, statePath, repo string) ([]store.TargetState, error) {
-	db, st, err := openRepo(ctx, statePath, repo)
+	db, st, err := openRepo(ctx, statePath, repo, true)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	return st.LoadTargets(ctx)
+	states, err := st.LoadTargets(ctx)
+	return states, db.Corrupt(err)
 }
 
-// openRepo opens the state file at statePath and the store of repository
-// repo in it, or when repo is empty of the file's only repository.
-func openRepo(ctx context.Context, statePath, repo string) (*store.SQLite, store.Store, error) {
-	if _, err := os.Stat(statePath); err != nil {
+// openRepo opens the state file at statePath, read-only or not, and the
+// store of repository repo in it, or when repo is empty of the file's only
+// repository.
+func openRepo(ctx context.Context, statePath, repo string, readOnly bool) (*store.SQLite, store.Store, error) {
+	info, err := os.Stat(statePath)
+	if err != nil {
 		return nil, nil, fmt.Errorf("no state at %s: has `bot run` run on this repository? (%w)", statePath, err)
 	}
-	db, err := store.OpenSQLite(ctx, statePath)
+	if info.Size() == 0 {
+		return nil, nil, fmt.Errorf("state file %s is empty (0 bytes): no bot run has recorded anything in it, or it was truncated (a full disk?)", statePath)
+	}
+	open := store.OpenSQLite
+	if readOnly {
+		open = store.OpenSQLiteReadOnly
+	}
+	db, err := open(ctx, statePath)
 	if err != nil {
 		return nil, nil, err
 	}
 	repos, err := db.Repos(ctx)
 	if err != nil {
 		db.Close()
-		return nil, nil, err
+		return nil, nil, db.Corrupt(err)
 	}
 	switch {
 	case repo == "" && len(repos) == 1:

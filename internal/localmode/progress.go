@@ -81,7 +81,7 @@ func (p *Progress) Expect(keys []desired.Key) {
 func (p *Progress) Note(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	msg := fmt.Sprintf(format, args...)
+	msg := escapeControls(fmt.Sprintf(format, args...), true)
 	if p.terminal {
 		fmt.Fprintf(p.w, "» %s\n", msg)
 		return
@@ -90,6 +90,7 @@ func (p *Progress) Note(format string, args ...any) {
 }
 
 func (p *Progress) print(key desired.Key, status store.Status, detail string) {
+	detail = escapeControls(detail, false)
 	if p.terminal {
 		converged, total := 0, 0
 		for _, s := range p.last {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pvnbot/pvnbot/internal/store"
 )
@@ -28,9 +29,12 @@ func WriteTable(w io.Writer, states []store.TargetState) error {
 	fmt.Fprintln(tw, "APPLICATION\tSERVICE\tCHANNEL\tSTATUS\tCOMMIT\tLAST FETCH\tLAST APPLY\tINFO\tMESSAGE")
 	for _, st := range states {
 		k := st.Key()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			k.Application, k.Service, k.ReleaseChannel, st.Status, short(st.Target.Commit),
-			outcome(st.LastFetch), outcome(st.LastApply), orDash(infoText(st.Info)), orDash(oneLine(st.Message)))
+		cells := []string{k.Application, k.Service, k.ReleaseChannel, string(st.Status), short(st.Target.Commit),
+			outcome(st.LastFetch), outcome(st.LastApply), orDash(infoText(st.Info)), orDash(oneLine(st.Message))}
+		for i, c := range cells {
+			cells[i] = escapeControls(c, false)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }
@@ -198,6 +202,50 @@ func oneLine(s string) string {
 		s = s[:i] + " …"
 	}
 	return s
+}
+
+// escapeControls makes what a job printed, or a config named, safe to show
+// on a terminal: control characters (C0 and C1, DEL, tabs, and newlines
+// unless kept) and invalid UTF-8 are written as Go escapes (\x1b, \u009b),
+// so that output cannot move the cursor, clear the screen or retitle the
+// window. JSON output is left as it is: its encoding escapes them.
+func escapeControls(s string, keepNewlines bool) string {
+	clean := utf8.ValidString(s)
+	for _, r := range s {
+		if needsEscape(r, keepNewlines) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case !needsEscape(r, keepNewlines):
+			b.WriteString(s[i : i+size])
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func needsEscape(r rune, keepNewlines bool) bool {
+	switch {
+	case r == '\n':
+		return !keepNewlines
+	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f:
+		return true
+	}
+	return false
 }
 
 func orDash(s string) string {

@@ -69,6 +69,9 @@ type Engine struct {
 	w       *writes
 	flushMu sync.Mutex
 	wake    chan struct{}
+	// storeErr is the failure of the last commit to the store, nil once
+	// one succeeds: see StoreErr.
+	storeErr error
 }
 
 type target struct {
@@ -319,7 +322,7 @@ func (e *Engine) setTarget(tg desired.Target, seq int64, now time.Time) {
 	}
 	t.st.DesiredSeq, t.st.LatestSeq = seq, seq
 	t.st.ApplyStartedAt = time.Time{}
-	t.st.Attempts, t.st.FetchFailures, t.st.QueueSeq = 0, 0, 0
+	t.st.Attempts, t.st.FetchFailures, t.st.QueueSeq, t.st.Reapplies = 0, 0, 0, 0
 	msg := ""
 	if t.st.Replaced.Digest != "" && t.st.Replaced.At.Equal(now) {
 		msg = fmt.Sprintf("replaces the desired state of commit %s (%s)", short(t.st.Replaced.Commit), t.st.Replaced.Status)
@@ -369,13 +372,57 @@ func (e *Engine) flush(ctx context.Context) error {
 	if err := e.w.sync(ctx, e.store, e.w.last()); err != nil {
 		e.mu.Lock()
 		e.outbox = append(out, e.outbox...)
+		if e.storeErr == nil {
+			e.changed() // Idle's callers look at StoreErr
+		}
+		e.storeErr = err
 		e.mu.Unlock()
 		return err
 	}
+	e.mu.Lock()
+	e.storeErr = nil
+	e.mu.Unlock()
 	if len(out) > 0 {
 		e.reports.send(out)
 	}
 	return nil
+}
+
+// Flush makes every state change so far durable. While it fails, nobody is
+// told of the changes it holds: they are not facts until they are
+// recorded.
+func (e *Engine) Flush(ctx context.Context) error { return e.flush(ctx) }
+
+// StoreErr is why the last commit to the store failed (a full disk, an I/O
+// error), nil when it succeeded. The engine tries again at its next step
+// and at Flush.
+func (e *Engine) StoreErr() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.storeErr
+}
+
+// Unsaved describes the state changes and job runs not yet durable, one
+// line each: what a failing store could not record.
+func (e *Engine) Unsaved() []string {
+	states, runs := e.w.pending()
+	out := make([]string, 0, len(states)+len(runs))
+	for _, st := range states {
+		out = append(out, fmt.Sprintf("%s: %s", st.Key(), st.Status))
+	}
+	for _, r := range runs {
+		what := fmt.Sprintf("%s of %s at %s", r.Action, r.Key, short(r.Commit))
+		switch {
+		case r.Finished.IsZero():
+			what += ": started"
+		case r.Error != "":
+			what += ": ended with an error"
+		default:
+			what += fmt.Sprintf(": ended, exit code %d", r.ExitCode)
+		}
+		out = append(out, what)
+	}
+	return out
 }
 
 // Idle reports whether no job runs and no step is due now. The channel is

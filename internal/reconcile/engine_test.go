@@ -457,3 +457,35 @@ func TestApprovalOfACommit(t *testing.T) {
 	_, err = w.e.Approve(w.ctx, ApprovalRequest{Application: "shop", ReleaseChannel: "production", Who: "alice", Commit: c1})
 	assert.NoError(t, err, "api waits on c1: approved by naming c1")
 }
+
+// Drift that no apply fixes is re-applied ever more rarely: after the
+// first re-apply, at grace period × 2ⁿ up to 24 h; the status says how
+// many applies it took and when the next is.
+func TestEndlessDriftBacksOff(t *testing.T) {
+	w := newWorld(t)
+	w.runner.exits(api, fetch, repeat(2, 20000)...)
+	w.push(tgt("api", "staging", withFetch))
+	w.after(31 * m)
+	assert.Equal(t, []time.Duration{0, 10 * m, 30 * m}, w.runner.times(api, apply))
+	st := w.state(api)
+	assert.Equal(t, store.StatusConverging, st.Status)
+	assert.Equal(t, 2, st.Reapplies)
+	assert.Equal(t, "still drifting after 3 applies; next apply at 2026-05-01T13:10:00Z", st.Message)
+	var notes []string
+	for _, r := range w.runs(api) {
+		if r.Action == apply {
+			notes = append(notes, r.Note)
+		}
+	}
+	assert.ElementsMatch(t, []string{"fetch reports drift", "convergence grace period of 10m0s exceeded: apply again", "still drifting after 2 applies: apply again"}, notes)
+
+	w.after(4000*m - 31*m)
+	assert.Equal(t, []time.Duration{0, 10 * m, 30 * m, 70 * m, 150 * m, 310 * m, 630 * m, 1270 * m, 2550 * m, 2550*m + 24*time.Hour},
+		w.runner.times(api, apply), "doubling from the grace period, capped at 24 h")
+
+	// Converging ends it: the next drift starts from the grace period.
+	w.runner.exits(api, fetch, 0)
+	w.after(time.Minute)
+	assert.Equal(t, store.StatusConverged, w.status(api))
+	assert.Zero(t, w.state(api).Reapplies)
+}

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/pvnbot/pvnbot/internal/desired"
@@ -90,6 +91,17 @@ func upsert[T any](list []T, at map[string]int, id string, v T) []T {
 	}
 	at[id] = len(list)
 	return append(list, v)
+}
+
+// pending returns the states and runs queued and not yet committed.
+func (w *writes) pending() ([]store.TargetState, []store.JobRun) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	states := make([]store.TargetState, len(w.states))
+	for i, p := range w.states {
+		states[i] = p.st
+	}
+	return states, slices.Clone(w.runs)
 }
 
 // last is the sequence number of the last write queued.

@@ -166,3 +166,24 @@ func TestJobWhoseStartCannotBeRecordedDoesNotStart(t *testing.T) {
 	assert.Equal(t, "apply again", runs[0].Note)
 	assert.Empty(t, runs[0].Error)
 }
+
+// While the store refuses writes the engine knows it, says what it holds
+// that is not recorded, and tells nobody of it; once a commit succeeds,
+// everything is recorded and reported.
+func TestStoreFailureIsKnownAndNothingIsReported(t *testing.T) {
+	w := newWorld(t)
+	full := errors.New("database or disk is full")
+	w.store.failWith(full)
+	err := w.e.SetDesired(w.ctx, "c1", []desired.Target{tgt("api", "staging")})
+	require.ErrorIs(t, err, full)
+	assert.ErrorIs(t, w.e.StoreErr(), full)
+	assert.Equal(t, []string{"shop/api/staging: PENDING"}, w.e.Unsaved())
+	assert.Empty(t, w.reporter.statuses(api), "nothing reported that is not recorded")
+
+	w.store.failWith(nil)
+	require.NoError(t, w.e.Flush(w.ctx))
+	assert.NoError(t, w.e.StoreErr())
+	assert.Empty(t, w.e.Unsaved())
+	w.settle()
+	assert.Equal(t, []Status{store.StatusPending, store.StatusApplying, store.StatusConverged}, w.reporter.statuses(api))
+}

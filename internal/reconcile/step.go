@@ -78,7 +78,7 @@ func exhausted(st *store.TargetState) bool {
 // converged marks t CONVERGED and schedules its steady-state fetch.
 func (e *Engine) converged(t *target, msg string, now time.Time) {
 	st := &t.st
-	st.FetchFailures, st.Attempts = 0, 0
+	st.FetchFailures, st.Attempts, st.Reapplies = 0, 0, 0
 	st.ApplyStartedAt = time.Time{}
 	st.NextDue = time.Time{}
 	if st.Target.Fetch != nil {
@@ -207,7 +207,11 @@ func (e *Engine) finish(j *job, res runner.Result, runErr error) *job {
 	st := &t.st
 	now := e.clock.Now()
 	t.job = nil
-	res, runErr = redactResult(res, runErr, j.spec.Env)
+	// What is parsed is read from the output as printed, then redacted
+	// once decoded; everything else from the redacted output.
+	red := newRedactor(j.spec.Env)
+	printed := res
+	res, runErr = red.result(res, runErr)
 	out := store.Outcome{RunID: j.run.ID, Commit: j.run.Commit, Started: j.run.Started, Finished: now, ExitCode: res.ExitCode}
 	switch {
 	case runErr != nil:
@@ -242,17 +246,20 @@ func (e *Engine) finish(j *job, res runner.Result, runErr error) *job {
 	case runner.ActionFetch:
 		st.LastFetch = out
 		if current {
-			next = e.fetched(t, res, out, now)
+			next = e.fetched(t, printed, red, out, now)
 		}
 	case runner.ActionGetInfo:
 		st.LastGetInfo = out
 		failed := true
-		if outputs, perr := parseInfo(res.Stdout); ran && out.ExitCode == 0 && perr == nil {
+		if outputs, perr := parseInfo(printed.Stdout); ran && out.ExitCode == 0 && perr == nil {
+			for i := range outputs {
+				outputs[i].Name, outputs[i].Text = red.string(outputs[i].Name), red.string(outputs[i].Text)
+			}
 			st.Info, st.InfoAt = outputs, now
 			failed = false
 		} else if ran && out.ExitCode == 0 {
-			j.run.Error = perr.Error()
-			st.LastGetInfo.Error = perr.Error()
+			j.run.Error = red.string(perr.Error())
+			st.LastGetInfo.Error = j.run.Error
 		}
 		if st.Status != store.StatusDeleted {
 			st.NextInfoDue = now.Add(t.nextInfo(failed))
@@ -299,11 +306,13 @@ func (e *Engine) applied(t *target, j *job, ok, ran bool, now time.Time) {
 	}
 }
 
-// fetched moves t on after fetch ended (SPEC §3.1, §3.5–§3.7).
-func (e *Engine) fetched(t *target, res runner.Result, out store.Outcome, now time.Time) *job {
+// fetched moves t on after fetch ended (SPEC §3.1, §3.5–§3.7). res is the
+// output as printed: what fetch says of it is redacted with red.
+func (e *Engine) fetched(t *target, res runner.Result, red *redactor, out store.Outcome, now time.Time) *job {
 	st := &t.st
 	p := st.Target.Policy
 	v, msg := fetchVerdict(p.FetchMode, st.Target.DesiredVersion, res, out)
+	msg = red.string(msg)
 	if v != verdictError {
 		defer func() { t.lostApply = false }()
 	}
@@ -333,15 +342,41 @@ func (e *Engine) fetched(t *target, res runner.Result, out store.Outcome, now ti
 	}
 	if !st.ApplyStartedAt.IsZero() {
 		grace := graceperiod(p)
-		if now.Sub(st.ApplyStartedAt) < grace {
-			e.setStatus(t, store.StatusConverging, fmt.Sprintf("applied: fetch still reports drift (grace period until %s)",
-				st.ApplyStartedAt.Add(grace).UTC().Format(time.RFC3339)), now)
+		next := st.ApplyStartedAt.Add(reapplyWait(grace, st.Reapplies))
+		if now.Before(next) {
+			msg := fmt.Sprintf("applied: fetch still reports drift (grace period until %s)", next.UTC().Format(time.RFC3339))
+			if st.Reapplies > 0 {
+				msg = fmt.Sprintf("still drifting after %d applies; next apply at %s", st.Reapplies+1, next.UTC().Format(time.RFC3339))
+			}
+			e.setStatus(t, store.StatusConverging, msg, now)
 			st.NextDue = now.Add(pollInterval(p))
 			return nil
 		}
 		why = fmt.Sprintf("convergence grace period of %s exceeded: apply again", grace)
+		if st.Reapplies > 0 {
+			why = fmt.Sprintf("still drifting after %d applies: apply again", st.Reapplies+1)
+		}
+		st.Reapplies++
 	}
 	return e.gate(t, why, now)
+}
+
+// maxReapplyWait caps the backoff of re-applies.
+const maxReapplyWait = 24 * time.Hour
+
+// reapplyWait is how long after an apply started fetch may report drift
+// before the apply runs again: the grace period, then after each re-apply
+// twice as long (grace·2ⁿ after the n-th), up to maxReapplyWait, so that
+// drift nothing fixes is retried ever more rarely, not every grace period.
+func reapplyWait(grace time.Duration, reapplies int) time.Duration {
+	d := grace
+	for range reapplies {
+		if d >= maxReapplyWait {
+			break
+		}
+		d *= 2
+	}
+	return min(d, maxReapplyWait)
 }
 
 func joinNote(a, b string) string {

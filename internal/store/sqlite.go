@@ -127,7 +127,9 @@ func WithClock(now func() time.Time) SQLiteOption {
 
 // OpenSQLite opens the state file at path, creating it and its folder when
 // missing, and brings its schema up to date. A file whose schema is newer
-// than this code knows is refused with an error wrapping ErrSchemaTooNew.
+// than this code knows is refused with an error wrapping ErrSchemaTooNew;
+// a damaged one (its pages are checked: see quickCheck) with a
+// *CorruptError.
 func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite, error) {
 	o := sqliteOptions{busyTimeout: 5 * time.Second, synchronous: "FULL", now: time.Now}
 	for _, opt := range opts {
@@ -168,11 +170,15 @@ func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite
 	s.stored.digest = make(map[repoKey]string)
 	if err := s.checkJournal(ctx, o.busyTimeout); err != nil {
 		_ = db.Close()
+		return nil, corruptError(path, err)
+	}
+	if err := quickCheck(ctx, db, path); err != nil {
+		_ = db.Close()
 		return nil, err
 	}
 	if err := migrate(ctx, db); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("state file %s: %w", path, err)
+		return nil, corruptError(path, fmt.Errorf("state file %s: %w", path, err))
 	}
 	return s, nil
 }

@@ -117,6 +117,10 @@ type TargetState struct {
 	// counts consecutive fetch errors. Both drive the backoff.
 	Attempts      int `json:",omitzero"`
 	FetchFailures int `json:",omitzero"`
+	// Reapplies counts the applies of Target made again because fetch still
+	// reported drift after the convergence grace period; they back off
+	// exponentially. Zero once converged and for a new desired state.
+	Reapplies int `json:",omitzero"`
 
 	// QueueSeq orders targets waiting for a concurrency slot (FIFO).
 	QueueSeq int64 `json:",omitzero"`

@@ -57,7 +57,7 @@ func backup(ctx context.Context, path, out string, stdout io.Writer) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("no store to back up: %w", err)
 	}
-	db, err := store.OpenSQLite(ctx, path)
+	db, err := store.OpenSQLiteReadOnly(ctx, path)
 	if err != nil {
 		return err
 	}

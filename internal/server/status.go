@@ -24,7 +24,7 @@ func Status(ctx context.Context, path, fullName string, branches []string) ([]Re
 	if _, err := os.Stat(path); err != nil {
 		return nil, counts, fmt.Errorf("no store at %s: has bot serve run with this bot.yaml? (%w)", path, err)
 	}
-	db, err := store.OpenSQLite(ctx, path)
+	db, err := store.OpenSQLiteReadOnly(ctx, path)
 	if err != nil {
 		return nil, counts, err
 	}

@@ -52,6 +52,13 @@ func TestOpenReadOnlyCreatesNothing(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 	_, err = os.Stat(filepath.Dir(path))
 	assert.ErrorIs(t, err, os.ErrNotExist, "no folder made")
+	empty := filepath.Join(t.TempDir(), "empty.db")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	_, err = store.OpenSQLiteReadOnly(ctx, empty)
+	require.ErrorContains(t, err, "empty.db: it is empty")
+	info, err := os.Stat(empty)
+	require.NoError(t, err)
+	assert.Zero(t, info.Size(), "an empty file stays empty")
 
 	db, err := store.OpenSQLite(ctx, path)
 	require.NoError(t, err)

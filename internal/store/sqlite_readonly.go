@@ -24,8 +24,10 @@ func OpenSQLiteReadOnly(ctx context.Context, path string, opts ...SQLiteOption) 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if _, err := os.Stat(path); err != nil {
+	if info, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	} else if info.Size() == 0 {
+		return nil, fmt.Errorf("open state file %s: it is empty: nothing has been recorded in it", path)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

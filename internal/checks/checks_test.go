@@ -350,6 +350,9 @@ func TestSecondaryRateLimitIsHonoured(t *testing.T) {
 	f.r.TargetChanged(context.Background(), state("web", "staging", f.c1, 1, store.StatusApplying))
 	<-abused.hit
 	f.r.TargetChanged(context.Background(), state("web", "staging", f.c1, 1, store.StatusConverged))
+	// The reporter reads the clock when the error comes back: time moves
+	// once it waits for Retry-After.
+	require.Eventually(t, func() bool { return f.clock.Pending() > 0 }, 10*time.Second, time.Millisecond, "the reporter waits on a timer")
 	f.clock.Advance(29 * time.Second)
 	assert.Zero(t, f.writes(), "nothing is written before Retry-After")
 	f.clock.Advance(time.Second)

@@ -440,12 +440,11 @@ func (r *Reporter) writeChannel(ctx context.Context, ch *channel) error {
 	return r.write(ctx, run, name, o)
 }
 
-// progressOnly reports whether o is the progress of a run in progress: it
-// differs from what is shown in its output alone (a count, a target's
-// line), not in status or conclusion. What a completed run shows (an
-// approval given, a failure's output) is written at once.
+// progressOnly reports whether o differs from what is shown in its output
+// alone (a count, a target's line: progress), not in status, conclusion or
+// approvals. A new status, conclusion or approval is written at once.
 func progressOnly(shown, o output) bool {
-	return o != shown && o.status == statusInProgress && o.status == shown.status && o.conclusion == shown.conclusion
+	return o != shown && o.status == shown.status && o.conclusion == shown.conclusion && o.approvals == shown.approvals
 }
 
 // supersede completes the check run of an earlier commit, unless it is

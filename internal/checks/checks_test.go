@@ -386,3 +386,36 @@ func TestProgressIsNotWrittenAtEveryChange(t *testing.T) {
 	require.Len(t, writes, created+1, "99 changes of progress, then success: one more write: %v", got)
 	assert.Equal(t, "success", writes[created].Conclusion)
 }
+
+// A channel shown waiting for approval while its targets join it one by
+// one is not rewritten at each: what it lists is progress. An approval
+// given is written at once.
+func TestWaitingForApprovalIsNotWrittenAtEveryChange(t *testing.T) {
+	f := newFixture(t)
+	gated := func(service string, status store.Status, msg string) store.TargetState {
+		st := state(service, "production", f.c1, 1, status)
+		st.Target.Policy.RequireApprovalBeforeApply = true
+		st.Message = msg
+		return st
+	}
+	states := []store.TargetState{gated("svc-00", store.StatusWaitingManualApproval, "waiting for approval: 0 of 2 approvers")}
+	for i := 1; i < 50; i++ {
+		states = append(states, gated(fmt.Sprintf("svc-%02d", i), store.StatusWaitingPreconditions, "waiting for release channel staging"))
+	}
+	f.report(states...)
+	created := f.writes()
+	runs := f.checkRuns("pvnbot: shop/production")
+	require.Len(t, runs, 1)
+	require.Equal(t, "action_required", runs[0].Conclusion)
+	for i := 1; i < 49; i++ {
+		f.r.TargetChanged(context.Background(), gated(fmt.Sprintf("svc-%02d", i), store.StatusWaitingManualApproval, "waiting for approval: 0 of 2 approvers"))
+	}
+	f.report(gated("svc-49", store.StatusWaitingManualApproval, "waiting for approval: 0 of 2 approvers"))
+	require.Equal(t, created+1, f.writes(), "48 more targets waiting: one write, at the end")
+
+	ctx := context.Background()
+	require.NoError(t, f.runs.AddApproval(ctx, store.Approval{ID: "a1", Key: states[0].Key(), Commit: f.c1, Who: "alice", At: t0, Source: "button"}))
+	f.r.TargetChanged(ctx, gated("svc-00", store.StatusWaitingManualApproval, "waiting for approval: 1 of 2 approvers"))
+	require.Eventually(t, func() bool { return f.writes() == created+2 }, 10*time.Second, time.Millisecond, "an approval is shown at once, the clock standing still")
+	assert.Contains(t, f.gh.CheckRunWrites(f.repo)[created+1].Summary, "approved by @alice")
+}

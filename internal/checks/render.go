@@ -29,6 +29,7 @@ type output struct {
 	status, conclusion string
 	title, summary     string
 	approve            bool // the Approve button
+	approvals          int  // shown in summary
 }
 
 func (o output) completed() bool { return o.status == statusCompleted }
@@ -87,6 +88,9 @@ func render(cs channelState) output {
 		o.status, o.title = statusQueued, "waiting for "+upstreams(cs.targets)
 	default:
 		o.conclusion, o.title = "success", plural(len(cs.targets), "target")+" converged"
+	}
+	for _, as := range cs.approvals {
+		o.approvals += len(as)
 	}
 	o.summary = summary(cs, o)
 	return o

@@ -96,7 +96,7 @@ func (s *Server) start(ctx context.Context, meta store.ServedRepo) (*repoService
 	}
 	svc.reporter = checks.New(checks.Options{
 		Owner: owner, Repo: name, API: client.Checks, Records: svc.store, AppID: s.cfg.GitHub.App.IntegrationID,
-		Clock: s.clock, Logger: s.log,
+		ProgressInterval: s.opts.ProgressInterval, Clock: s.clock, Logger: s.log,
 	})
 	jobs := s.metrics.Runner(s.links.Runner(local.New(svc.wt, local.WithPassEnv(s.cfg.Bot.LocalRunner.PassEnv...), local.WithLogger(svc.log)), s.kube))
 	converging := s.metrics.Convergence(owner+"/"+name, s.clock.Now)

@@ -126,6 +126,9 @@ func (r *rig) start(opts server.Options) {
 	if opts.ResyncInterval == 0 {
 		opts.ResyncInterval = time.Hour
 	}
+	if _, bench := r.t.(*testing.B); !bench && opts.ProgressInterval == 0 {
+		opts.ProgressInterval = 100 * time.Millisecond // tests wait for the last state, not the throttle
+	}
 	if opts.Queue.BaseRetry == 0 {
 		opts.Queue = webhook.QueueOptions{BaseRetry: 50 * time.Millisecond, MaxRetry: time.Second}
 	}

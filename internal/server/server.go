@@ -37,9 +37,12 @@ type Options struct {
 	// compared with what was ingested, and missed webhooks are looked
 	// for; ±10 % jitter. Default 5m.
 	ResyncInterval time.Duration
-	Queue          webhook.QueueOptions
-	Clock          clock.Clock
-	Logger         *slog.Logger
+	// ProgressInterval is how long a check run's progress waits between
+	// writes (checks.Options); default checks' 10 s.
+	ProgressInterval time.Duration
+	Queue            webhook.QueueOptions
+	Clock            clock.Clock
+	Logger           *slog.Logger
 	// Metrics collects what /metrics serves; default: new ones. A Metrics
 	// serves one Server.
 	Metrics *metrics.Metrics

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,13 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pvnbot/pvnbot/internal/gitrepo/gitrepotest"
 	"github.com/pvnbot/pvnbot/internal/localmode"
+	"github.com/pvnbot/pvnbot/internal/metrics/metricstest"
 	"github.com/pvnbot/pvnbot/internal/runner"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
@@ -430,28 +428,10 @@ func TestRunServesMetrics(t *testing.T) {
 	require.Equal(t, 3, waiting, "bot run ended early; stderr:\n%s", cmd.Stderr)
 	require.NotEmpty(t, url)
 
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	sum := func(name string, labels map[string]string) float64 {
-		total := 0.0
-	series:
-		for _, m := range families[name].GetMetric() {
-			for _, l := range m.GetLabel() {
-				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
-					continue series
-				}
-			}
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
-		}
-		return total
-	}
-	assert.Equal(t, 3.0, sum("pvnbot_job_runs_total", map[string]string{"action": "apply", "result": "success"}))
-	assert.Equal(t, 3.0, sum("pvnbot_targets", map[string]string{"status": "CONVERGED"}))
-	assert.Equal(t, 3.0, sum("pvnbot_targets", map[string]string{"status": "WAITING_MANUAL_APPROVAL"}))
-	assert.Equal(t, 1.0, sum("pvnbot_commit_to_converged_seconds", nil), "staging converged once")
+	m := metricstest.Scrape(t, url)
+	assert.Equal(t, 3.0, m.Value("pvnbot_job_runs_total", "action=apply", "result=success"))
+	assert.Equal(t, 3.0, m.Value("pvnbot_targets", "status=CONVERGED"))
+	assert.Equal(t, 3.0, m.Value("pvnbot_targets", "status=WAITING_MANUAL_APPROVAL"))
+	assert.Equal(t, 1.0, m.Count("pvnbot_commit_to_converged_seconds"), "staging converged once")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 }

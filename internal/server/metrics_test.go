@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -11,12 +10,10 @@ import (
 	"sync"
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pvnbot/pvnbot/internal/metrics/metricstest"
 	"github.com/pvnbot/pvnbot/internal/server"
 )
 
@@ -104,34 +101,34 @@ func operatorsRun(t *testing.T) (*approvalRig, *lockedBuffer) {
 // counts of what the run did.
 func TestMetricsCountWhatHappened(t *testing.T) {
 	a, _ := operatorsRun(t)
-	m := scrape(t, strings.TrimSuffix(a.hookURL(), "/api/github/hook")+"/metrics")
+	m := metricstest.Scrape(t, strings.TrimSuffix(a.hookURL(), "/api/github/hook")+"/metrics")
 
-	assert.Equal(t, 1.0, m.value("pvnbot_webhook_deliveries_total", "event=push", "outcome=received"))
-	assert.Equal(t, 1.0, m.value("pvnbot_webhook_deliveries_total", "event=push", "outcome=duplicate"))
-	assert.Equal(t, 1.0, m.value("pvnbot_webhook_deliveries_total", "event=push", "outcome=refused"))
-	assert.Equal(t, 2.0, m.value("pvnbot_webhook_deliveries_total", "event=issue_comment", "outcome=received"))
-	assert.Zero(t, m.value("pvnbot_webhook_deliveries_total", "outcome=failed"))
-	assert.Equal(t, 0.0, m.value("pvnbot_webhook_queue_depth"))
-	assert.Equal(t, 0.0, m.value("pvnbot_webhook_queue_oldest_seconds"))
+	assert.Equal(t, 1.0, m.Value("pvnbot_webhook_deliveries_total", "event=push", "outcome=received"))
+	assert.Equal(t, 1.0, m.Value("pvnbot_webhook_deliveries_total", "event=push", "outcome=duplicate"))
+	assert.Equal(t, 1.0, m.Value("pvnbot_webhook_deliveries_total", "event=push", "outcome=refused"))
+	assert.Equal(t, 2.0, m.Value("pvnbot_webhook_deliveries_total", "event=issue_comment", "outcome=received"))
+	assert.Zero(t, m.Value("pvnbot_webhook_deliveries_total", "outcome=failed"))
+	assert.Equal(t, 0.0, m.Value("pvnbot_webhook_queue_depth"))
+	assert.Equal(t, 0.0, m.Value("pvnbot_webhook_queue_oldest_seconds"))
 
 	// Version 1 and 2 to staging, 2 to production, for two services.
 	applies := len(a.rp.applies(t))
 	require.Equal(t, 6, applies)
-	assert.Equal(t, float64(applies), m.value("pvnbot_job_runs_total", "runtime=files", "action=apply", "result=success"))
-	assert.Zero(t, m.value("pvnbot_job_runs_total", "result=failure")+m.value("pvnbot_job_runs_total", "result=error"))
-	drift := m.value("pvnbot_job_runs_total", "action=fetch", "result=drift")
+	assert.Equal(t, float64(applies), m.Value("pvnbot_job_runs_total", "runtime=files", "action=apply", "result=success"))
+	assert.Zero(t, m.Value("pvnbot_job_runs_total", "result=failure")+m.Value("pvnbot_job_runs_total", "result=error"))
+	drift := m.Value("pvnbot_job_runs_total", "action=fetch", "result=drift")
 	assert.GreaterOrEqual(t, drift, float64(applies), "a fetch found each change to make")
-	assert.GreaterOrEqual(t, m.value("pvnbot_job_runs_total", "action=fetch", "result=success"), float64(applies), "a fetch confirmed each apply")
-	assert.Equal(t, m.value("pvnbot_job_runs_total", "action=apply"), m.count("pvnbot_job_duration_seconds", "action=apply"))
-	assert.Equal(t, m.value("pvnbot_job_runs_total", "action=fetch"), m.count("pvnbot_job_duration_seconds", "action=fetch"))
+	assert.GreaterOrEqual(t, m.Value("pvnbot_job_runs_total", "action=fetch", "result=success"), float64(applies), "a fetch confirmed each apply")
+	assert.Equal(t, m.Value("pvnbot_job_runs_total", "action=apply"), m.Count("pvnbot_job_duration_seconds", "action=apply"))
+	assert.Equal(t, m.Value("pvnbot_job_runs_total", "action=fetch"), m.Count("pvnbot_job_duration_seconds", "action=fetch"))
 
-	assert.Equal(t, 4.0, m.value("pvnbot_targets", "repo="+a.rp.FullName, "application=shop", "status=CONVERGED"))
-	assert.Zero(t, m.value("pvnbot_targets", "status=WAITING_MANUAL_APPROVAL"))
+	assert.Equal(t, 4.0, m.Value("pvnbot_targets", "repo="+a.rp.FullName, "application=shop", "status=CONVERGED"))
+	assert.Zero(t, m.Value("pvnbot_targets", "status=WAITING_MANUAL_APPROVAL"))
 	// Staging at start, staging after the push, production after the approval.
-	assert.Equal(t, 3.0, m.count("pvnbot_commit_to_converged_seconds", "repo="+a.rp.FullName))
+	assert.Equal(t, 3.0, m.Count("pvnbot_commit_to_converged_seconds", "repo="+a.rp.FullName))
 
-	assert.Equal(t, 1.0, m.value("pvnbot_approvals_total", "outcome=accepted"))
-	assert.Equal(t, 1.0, m.value("pvnbot_approvals_total", "outcome=refused", "reason=not_allowed"))
+	assert.Equal(t, 1.0, m.Value("pvnbot_approvals_total", "outcome=accepted"))
+	assert.Equal(t, 1.0, m.Value("pvnbot_approvals_total", "outcome=refused", "reason=not_allowed"))
 
 	posts := 0
 	for _, req := range a.gh.Requests() {
@@ -140,13 +137,13 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		}
 	}
 	require.NotZero(t, posts)
-	assert.Equal(t, float64(posts), m.value("pvnbot_github_api_requests_total", "method=POST", "endpoint=/repos/{owner}/{repo}/check-runs", "status=201"))
-	assert.NotZero(t, m.value("pvnbot_github_api_requests_total", "method=PATCH", "endpoint=/repos/{owner}/{repo}/check-runs/{id}", "status=200"))
-	assert.NotZero(t, m.value("pvnbot_github_requests_total", "class=2xx"))
+	assert.Equal(t, float64(posts), m.Value("pvnbot_github_api_requests_total", "method=POST", "endpoint=/repos/{owner}/{repo}/check-runs", "status=201"))
+	assert.NotZero(t, m.Value("pvnbot_github_api_requests_total", "method=PATCH", "endpoint=/repos/{owner}/{repo}/check-runs/{id}", "status=200"))
+	assert.NotZero(t, m.Value("pvnbot_github_requests_total", "class=2xx"))
 	inst := "installation=" + strconv.FormatInt(a.inst, 10)
-	assert.Equal(t, 5000.0, m.value("pvnbot_github_rate_limit", inst, "kind=limit"))
-	assert.Positive(t, m.value("pvnbot_github_rate_limit", inst, "kind=remaining"))
-	assert.Equal(t, 1.0, m.value("pvnbot_build_info"))
+	assert.Equal(t, 5000.0, m.Value("pvnbot_github_rate_limit", inst, "kind=limit"))
+	assert.Positive(t, m.Value("pvnbot_github_rate_limit", inst, "kind=remaining"))
+	assert.Equal(t, 1.0, m.Value("pvnbot_build_info"))
 }
 
 // The log of the operators' run says what each line concerns, and nothing
@@ -232,63 +229,4 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// metricFamilies is a scrape, by family name.
-type metricFamilies map[string]*dto.MetricFamily
-
-func scrape(t *testing.T, url string) metricFamilies {
-	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), "GET", url, nil)
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return families
-}
-
-// matching is the family's series whose labels include each name=value.
-func (m metricFamilies) matching(name string, labels ...string) []*dto.Metric {
-	f := m[name]
-	if f == nil {
-		return nil
-	}
-	var out []*dto.Metric
-series:
-	for _, s := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range s.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for _, want := range labels {
-			k, v, _ := strings.Cut(want, "=")
-			if have[k] != v {
-				continue series
-			}
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// value is the sum of the matching counters' or gauges' values.
-func (m metricFamilies) value(name string, labels ...string) float64 {
-	sum := 0.0
-	for _, s := range m.matching(name, labels...) {
-		sum += s.GetCounter().GetValue() + s.GetGauge().GetValue()
-	}
-	return sum
-}
-
-// count is the sum of the matching histograms' observation counts.
-func (m metricFamilies) count(name string, labels ...string) float64 {
-	sum := 0.0
-	for _, s := range m.matching(name, labels...) {
-		sum += float64(s.GetHistogram().GetSampleCount())
-	}
-	return sum
 }

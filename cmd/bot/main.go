@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -58,6 +60,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+// parseFlags parses a command's flags; when the command should stop there
+// it returns false and the exit code: 0 after -h, 2 after a bad flag (the
+// flag set printed why).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
 }
 
 func usage(w io.Writer) {

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pvnbot/pvnbot/internal/config"
+	"github.com/pvnbot/pvnbot/internal/runner"
 )
 
 // param is the final value of one runtime parameter for a target.
@@ -191,18 +192,13 @@ func (b *builder) lookupSecret(tb *targetBuild, name string, pv *config.Paramete
 		tb.errorf(pv.Pos, "secret parameter %s: look up key %q: %v", name, pv.Value.Value, err)
 		return ""
 	}
-	if n := utf8.RuneCountInString(v); n < MinSecretLength {
+	if n := utf8.RuneCountInString(v); n < runner.MinSecretLength {
 		tb.errorf(pv.Pos, "secret parameter %s: the value of key %q has %d characters: a secret needs at least %d, since a shorter one cannot be redacted from job output without destroying it",
-			name, pv.Value.Value, n, MinSecretLength)
+			name, pv.Value.Value, n, runner.MinSecretLength)
 		return ""
 	}
 	return v
 }
-
-// MinSecretLength is the fewest characters a secret value may have (SPEC
-// §8): job output is redacted of secret values, and redacting a shorter
-// one would destroy the output ("e" everywhere) without hiding anything.
-const MinSecretLength = 4
 
 // isSecret reports whether name is a secret parameter.
 func (ps *params) isSecret(name string) bool {

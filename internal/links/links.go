@@ -19,6 +19,7 @@ import (
 	"github.com/pvnbot/pvnbot/internal/desired"
 	"github.com/pvnbot/pvnbot/internal/ingest"
 	"github.com/pvnbot/pvnbot/internal/reconcile"
+	"github.com/pvnbot/pvnbot/internal/runner"
 	"github.com/pvnbot/pvnbot/internal/runner/kube"
 	"github.com/pvnbot/pvnbot/internal/runner/local"
 	"github.com/pvnbot/pvnbot/internal/runner/mux"
@@ -135,7 +136,7 @@ func (l Links) Runner(loc *local.Runner, kr *kube.Runner) reconcile.Runner {
 // EnvSecrets gives secret parameter values from the bot's environment: the
 // value of `secret: {key: db-password}` is $PVN_SECRET_DB_PASSWORD, and with
 // `version: 3`, $PVN_SECRET_DB_PASSWORD_3 when it is set. A value of fewer
-// than desired.MinSecretLength characters is refused, naming the variable.
+// than runner.MinSecretLength characters is refused, naming the variable.
 func EnvSecrets(lookup func(string) (string, bool)) desired.SecretFunc {
 	return func(key, version string) (string, error) {
 		name := SecretEnvName(key)
@@ -152,13 +153,13 @@ func EnvSecrets(lookup func(string) (string, bool)) desired.SecretFunc {
 }
 
 func checkSecret(key, variable, v string) (string, error) {
-	if n := utf8.RuneCountInString(v); n < desired.MinSecretLength {
+	if n := utf8.RuneCountInString(v); n < runner.MinSecretLength {
 		chars := "characters"
 		if n == 1 {
 			chars = "character"
 		}
 		return "", fmt.Errorf("secret %q: $%s holds %d %s: a secret needs at least %d, since a shorter one cannot be redacted from job output without destroying it",
-			key, variable, n, chars, desired.MinSecretLength)
+			key, variable, n, chars, runner.MinSecretLength)
 	}
 	return v, nil
 }

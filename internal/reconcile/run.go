@@ -163,7 +163,7 @@ func (e *Engine) Run(ctx context.Context) error {
 // runner.ErrDetached when the job was left running.
 func (e *Engine) interrupted(ctx context.Context, cause error, j *job, res runner.Result, runErr error) {
 	run := j.run
-	res, _ = redactResult(res, runErr, j.spec.Env)
+	res, _ = runner.NewRedactor(j.spec.Env).Result(res, runErr)
 	run.OutputTail = tail(res.Stdout, res.Stderr)
 	why := "interrupted: the bot stopped while it ran"
 	if errors.Is(cause, runner.ErrDetached) {

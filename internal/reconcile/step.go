@@ -209,9 +209,9 @@ func (e *Engine) finish(j *job, res runner.Result, runErr error) *job {
 	t.job = nil
 	// What is parsed is read from the output as printed, then redacted
 	// once decoded; everything else from the redacted output.
-	red := newRedactor(j.spec.Env)
+	red := runner.NewRedactor(j.spec.Env)
 	printed := res
-	res, runErr = red.result(res, runErr)
+	res, runErr = red.Result(res, runErr)
 	out := store.Outcome{RunID: j.run.ID, Commit: j.run.Commit, Started: j.run.Started, Finished: now, ExitCode: res.ExitCode}
 	switch {
 	case runErr != nil:
@@ -253,12 +253,12 @@ func (e *Engine) finish(j *job, res runner.Result, runErr error) *job {
 		failed := true
 		if outputs, perr := parseInfo(printed.Stdout); ran && out.ExitCode == 0 && perr == nil {
 			for i := range outputs {
-				outputs[i].Name, outputs[i].Text = red.string(outputs[i].Name), red.string(outputs[i].Text)
+				outputs[i].Name, outputs[i].Text = red.String(outputs[i].Name), red.String(outputs[i].Text)
 			}
 			st.Info, st.InfoAt = outputs, now
 			failed = false
 		} else if ran && out.ExitCode == 0 {
-			j.run.Error = red.string(perr.Error())
+			j.run.Error = red.String(perr.Error())
 			st.LastGetInfo.Error = j.run.Error
 		}
 		if st.Status != store.StatusDeleted {
@@ -308,11 +308,11 @@ func (e *Engine) applied(t *target, j *job, ok, ran bool, now time.Time) {
 
 // fetched moves t on after fetch ended (SPEC §3.1, §3.5–§3.7). res is the
 // output as printed: what fetch says of it is redacted with red.
-func (e *Engine) fetched(t *target, res runner.Result, red *redactor, out store.Outcome, now time.Time) *job {
+func (e *Engine) fetched(t *target, res runner.Result, red *runner.Redactor, out store.Outcome, now time.Time) *job {
 	st := &t.st
 	p := st.Target.Policy
 	v, msg := fetchVerdict(p.FetchMode, st.Target.DesiredVersion, res, out)
-	msg = red.string(msg)
+	msg = red.String(msg)
 	if v != verdictError {
 		defer func() { t.lostApply = false }()
 	}

@@ -117,7 +117,7 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 	if err != nil {
 		return runner.Result{}, fmt.Errorf("run %s: %w", describe(spec), err)
 	}
-	redact := redactor(spec.Env)
+	redact := runner.NewRedactor(spec.Env).String // secret parameters may be templated into the command
 
 	root, release, err := r.checkouts.Acquire(ctx, spec.Commit)
 	if err != nil {
@@ -210,21 +210,6 @@ func (r *Runner) environ(vars []runner.EnvVar) ([]string, error) {
 		env = append(env, v.Name+"="+v.Value)
 	}
 	return env, nil
-}
-
-// redactor hides the values of sensitive variables in text about a job
-// (secret parameters may be templated into its command).
-func redactor(vars []runner.EnvVar) func(string) string {
-	var pairs []string
-	for _, v := range vars {
-		if v.Sensitive && v.Value != "" {
-			pairs = append(pairs, v.Value, "[redacted]")
-		}
-	}
-	if len(pairs) == 0 {
-		return func(s string) string { return s }
-	}
-	return strings.NewReplacer(pairs...).Replace
 }
 
 // workingDir resolves rel inside the checkout at root, refusing a path that

@@ -436,3 +436,21 @@ func parseEnv(t *testing.T, out []byte) map[string]string {
 	}
 	return env
 }
+
+// A sensitive value that starts another one does not let the rest of the
+// longer one through: the longest is replaced first.
+func TestRunLogsNoPartOfASecretThatStartsWithAnother(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r, _ := newRunner(t, WithLogger(logger))
+	spec := shSpec(`exit 0`)
+	spec.Cmd = append(spec.Cmd, "--token=abcd-efgh-ijkl")
+	spec.Env = []runner.EnvVar{
+		{Name: "PVN_PARAM_SHORT", Value: "abcd", Sensitive: true},
+		{Name: "PVN_PARAM_LONG", Value: "abcd-efgh-ijkl", Sensitive: true},
+	}
+	_, err := r.Run(t.Context(), spec)
+	require.NoError(t, err)
+	assert.Contains(t, logs.String(), "--token=[redacted]")
+	assert.NotContains(t, logs.String(), "efgh")
+}

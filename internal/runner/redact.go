@@ -1,4 +1,4 @@
-package reconcile
+package runner
 
 import (
 	"bytes"
@@ -10,29 +10,30 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/pvnbot/pvnbot/internal/desired"
-	"github.com/pvnbot/pvnbot/internal/runner"
 )
 
-// redacted replaces a secret's value wherever a job printed it.
-const redacted = "[redacted]"
+// Redacted replaces a secret's value wherever a job printed it.
+const Redacted = "[redacted]"
 
-// redactor replaces the values of a job's sensitive variables, in the
+// MinSecretLength is the fewest characters a secret value may have (SPEC
+// §8): a shorter one cannot be redacted without destroying the output.
+const MinSecretLength = 4
+
+// Redactor replaces the values of a job's sensitive variables, in the
 // forms a job is likely to print them: as they are, JSON- and Go-quoted,
 // base64 and URL-encoded.
-type redactor struct {
+type Redactor struct {
 	forms []string // longest first, so that a secret containing another is replaced whole
 }
 
-// newRedactor redacts the sensitive values of env. A value shorter than
-// desired.MinSecretLength (a secret is never that short; a value derived
-// from one may be) is left alone: replacing it would destroy the output and
-// hide nothing.
-func newRedactor(env []runner.EnvVar) *redactor {
-	r := &redactor{}
+// NewRedactor redacts the sensitive values of env. A value shorter than
+// MinSecretLength (a secret is never that short; a value derived from one
+// may be) is left alone: replacing it would destroy the output and hide
+// nothing.
+func NewRedactor(env []EnvVar) *Redactor {
+	r := &Redactor{}
 	for _, v := range env {
-		if !v.Sensitive || utf8.RuneCountInString(v.Value) < desired.MinSecretLength {
+		if !v.Sensitive || utf8.RuneCountInString(v.Value) < MinSecretLength {
 			continue
 		}
 		for _, f := range encodings(v.Value) {
@@ -66,49 +67,48 @@ func encodings(s string) []string {
 	}
 }
 
-func (r *redactor) none() bool { return len(r.forms) == 0 }
+// None reports whether there is nothing to redact.
+func (r *Redactor) None() bool { return len(r.forms) == 0 }
 
-func (r *redactor) bytes(b []byte) []byte {
+// Bytes is b with every form of every value replaced.
+func (r *Redactor) Bytes(b []byte) []byte {
 	for _, f := range r.forms {
 		if bytes.Contains(b, []byte(f)) {
-			b = bytes.ReplaceAll(b, []byte(f), []byte(redacted))
+			b = bytes.ReplaceAll(b, []byte(f), []byte(Redacted))
 		}
 	}
 	return b
 }
 
-func (r *redactor) string(s string) string {
+// String is s with every form of every value replaced.
+func (r *Redactor) String(s string) string {
 	for _, f := range r.forms {
-		s = strings.ReplaceAll(s, f, redacted)
+		s = strings.ReplaceAll(s, f, Redacted)
 	}
 	return s
 }
 
-func (r *redactor) err(err error) error {
-	if err == nil || r.none() {
+// Err is err with its message redacted.
+func (r *Redactor) Err(err error) error {
+	if err == nil || r.None() {
 		return err
 	}
-	if msg := r.string(err.Error()); msg != err.Error() {
+	if msg := r.String(err.Error()); msg != err.Error() {
 		return errors.New(msg)
 	}
 	return err
 }
 
-// result removes secret values from what a job printed and from the error
+// Result removes secret values from what a job printed and from the error
 // of its run, before anything is stored, shown or posted: a job may echo
 // its own PVN_PARAM_ secrets. What is read from the output (getInfo's
 // texts, structured fetch's messages) is redacted again once decoded.
-func (r *redactor) result(res runner.Result, runErr error) (runner.Result, error) {
-	if r.none() {
+func (r *Redactor) Result(res Result, runErr error) (Result, error) {
+	if r.None() {
 		return res, runErr
 	}
-	res.Stdout = r.bytes(res.Stdout)
-	res.Stderr = r.bytes(res.Stderr)
-	res.ExecError = r.string(res.ExecError)
-	return res, r.err(runErr)
-}
-
-// redactResult is newRedactor(env).result(res, runErr).
-func redactResult(res runner.Result, runErr error, env []runner.EnvVar) (runner.Result, error) {
-	return newRedactor(env).result(res, runErr)
+	res.Stdout = r.Bytes(res.Stdout)
+	res.Stderr = r.Bytes(res.Stderr)
+	res.ExecError = r.String(res.ExecError)
+	return res, r.Err(runErr)
 }

@@ -38,7 +38,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		paths = []string{"."}
 	}
 
-	opts := ingest.Options{Desired: desired.Options{Secrets: placeholderSecrets}}
+	opts := ingest.Options{Desired: desired.Options{Secrets: links.PlaceholderSecrets}}
 	if *botConfig != "" {
 		bot, err := config.LoadBot(*botConfig)
 		if err != nil {
@@ -82,13 +82,6 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 
 // validateCommit stands for the commit in what bot validate renders.
 const validateCommit = "0000000000000000000000000000000000000000"
-
-// placeholderSecrets gives every secret parameter a placeholder: bot
-// validate renders with the parameters' real values but never reads a
-// secret.
-var placeholderSecrets = desired.SecretFunc(func(key, _ string) (string, error) {
-	return "pvn-validate-placeholder-for-" + key, nil
-})
 
 // loadable is one Set to validate: a folder, or files under a common root.
 type loadable struct {

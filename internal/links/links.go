@@ -111,6 +111,21 @@ func (l Links) IngestOptions() ingest.Options {
 	return ingest.Options{Linked: l.Linked(), Desired: desired.Options{Registries: l.Registries, Secrets: secrets}}
 }
 
+// PlanOptions are IngestOptions with PlaceholderSecrets: what renders a
+// commit that will not run here (a pull request's plan, bot validate)
+// never reads a secret, so that a config nobody merged cannot learn which
+// secrets exist or feed their values to its templates.
+func (l Links) PlanOptions() ingest.Options {
+	opts := l.IngestOptions()
+	opts.Desired.Secrets = PlaceholderSecrets
+	return opts
+}
+
+// PlaceholderSecrets gives every secret parameter a placeholder value.
+var PlaceholderSecrets = desired.SecretFunc(func(key, _ string) (string, error) {
+	return "pvn-placeholder-for-" + key, nil
+})
+
 // KubeRunner is the Kubernetes runner of the linked clusters, nil when
 // none is linked. One is shared by every repository a bot serves.
 func (l Links) KubeRunner(logger *slog.Logger) (*kube.Runner, error) {

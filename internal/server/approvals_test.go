@@ -274,3 +274,18 @@ func TestApprovalOfAnotherCommit(t *testing.T) {
 	assert.Contains(t, replies[0], "is the desired state: a later commit replaced it")
 	assert.Equal(t, []string{"web/staging", "web/staging"}, a.rp.applies(t), "production waits for #10's approval")
 }
+
+// A pull request's configs are rendered without the bot's secrets: a fork
+// naming any key cannot learn whether the bot has it.
+func TestPullRequestPlanNeverReadsASecret(t *testing.T) {
+	a := newApprovalRig(t, nil, "web")
+	rt := secretRuntime("acme_deploys")
+	unset := a.pullRequest(21, true, map[string]string{"shop.pvn.yaml": rt,
+		"services/web.pvn.yaml": strings.Replace(secretService("web", "2"), "deploy-token", "github-app-private-key", 1)})
+	assert.Equal(t, "success", unset.Conclusion, "an unset key is not told apart: %s", unset.Summary)
+	assert.NotContains(t, unset.Summary, "PVN_SECRET_")
+
+	t.Setenv("PVN_SECRET_DEPLOY_TOKEN", "abc") // too short to be one
+	short := a.pullRequest(22, true, map[string]string{"shop.pvn.yaml": rt, "services/web.pvn.yaml": secretService("web", "2")})
+	assert.Equal(t, "success", short.Conclusion, "a value is never read, so not its length either: %s", short.Summary)
+}

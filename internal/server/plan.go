@@ -54,7 +54,8 @@ func (s *Server) PullRequest(ctx context.Context, r webhook.Repo, number int, sh
 }
 
 // render fetches a commit into the mirror and renders its configs, as an
-// ingest would, without handing them to the engine.
+// ingest would but with placeholder secrets, without handing them to the
+// engine.
 func (s *Server) render(ctx context.Context, svc *repoService, sha string) (ingest.Result, error) {
 	token, err := s.token(ctx, svc.meta.InstallationID)
 	if err != nil {
@@ -68,5 +69,5 @@ func (s *Server) render(ctx context.Context, svc *repoService, sha string) (inge
 	if err != nil {
 		return ingest.Result{}, fmt.Errorf("read commit %s: %w", sha, err)
 	}
-	return ingest.Render(tree, sha, s.links.IngestOptions())
+	return ingest.Render(tree, sha, s.links.PlanOptions())
 }

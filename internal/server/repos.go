@@ -61,6 +61,9 @@ func (s *Server) serve(ctx context.Context, meta store.ServedRepo) (*repoService
 			return svc, nil
 		}
 	}
+	if _, _, err := splitFullName(meta.FullName); err != nil {
+		return nil, err // never recorded as served
+	}
 	meta.UpdatedAt = s.clock.Now()
 	if err := s.db.SaveServedRepo(ctx, meta); err != nil {
 		return nil, err
@@ -75,16 +78,24 @@ func (s *Server) serve(ctx context.Context, meta store.ServedRepo) (*repoService
 	return svc, nil
 }
 
+// splitFullName is a repository's owner and name.
+func splitFullName(fullName string) (owner, name string, err error) {
+	owner, name, ok := strings.Cut(fullName, "/")
+	if !ok || owner == "" || name == "" {
+		return "", "", fmt.Errorf("repository %q: not owner/name", fullName)
+	}
+	return owner, name, nil
+}
+
 // start runs the engine and reporter of a repository until ctx is done.
 func (s *Server) start(ctx context.Context, meta store.ServedRepo) (*repoService, error) {
-	owner, name, ok := strings.Cut(meta.FullName, "/")
-	if !ok {
-		return nil, fmt.Errorf("repository %q: not owner/name", meta.FullName)
+	owner, name, err := splitFullName(meta.FullName)
+	if err != nil {
+		return nil, err
 	}
 	svc := &repoService{meta: meta, owner: owner, name: name, store: s.db.Repo(meta.Repo), done: make(chan struct{})}
 	svc.stop = func() {}
 	svc.log = s.log.With("repo", meta.Repo)
-	var err error
 	if svc.git, err = s.mirror.Repo(meta.CloneURL); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pvnbot/pvnbot/internal/githubtest"
+	"github.com/pvnbot/pvnbot/internal/metrics/metricstest"
 	"github.com/pvnbot/pvnbot/internal/server"
 	"github.com/pvnbot/pvnbot/internal/store"
 	"github.com/pvnbot/pvnbot/internal/webhook"
@@ -185,7 +186,7 @@ func TestConcurrentPushesOfANewRepository(t *testing.T) {
 	r := newRig(t)
 	r.start(server.Options{})
 	rp := r.addRepo("acme/deploys", "web") // installed after the start
-	wr := webhook.Repo{FullName: rp.FullName, Owner: "acme", Name: "deploys", ID: rp.ID, InstallationID: r.inst, CloneURL: rp.CloneURL, DefaultBranch: "main"}
+	wr := webhook.Repo{FullName: rp.FullName, InstallationID: r.inst, CloneURL: rp.CloneURL, DefaultBranch: "main"}
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() { assert.NoError(t, r.srv.Push(context.Background(), wr, "main", rp.head)) })
@@ -222,4 +223,34 @@ func TestPushesThatAreNotDeploys(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, deployed, last, "nothing new ingested")
 	assert.Equal(t, []string{"web/staging"}, rp.applies(t))
+}
+
+// Signed deliveries that name no owner/name repository or no installation
+// are given up at once, not retried, and serve nothing.
+func TestMalformedDeliveriesAreGivenUpAtOnce(t *testing.T) {
+	r := newRig(t)
+	r.addRepo("acme/deploys")
+	r.start(server.Options{})
+	payloads := map[string]string{
+		"pull_request":  `{"action":"opened","number":1,"pull_request":{"head":{"sha":"abc"},"base":{"ref":"main"}},"installation":{"id":1}}`,
+		"push":          `{"ref":"refs/heads/main","after":"abc","repository":{"full_name":"acme"},"installation":{"id":1}}`,
+		"issue_comment": `{"action":"created","comment":{"id":5,"body":"/approve"},"repository":{"full_name":"acme/deploys"}}`,
+		"check_run":     `{"action":"rerequested","check_run":{"name":"pvnbot: shop/staging"},"repository":{"full_name":"/deploys"},"installation":{"id":1}}`,
+	}
+	for event, payload := range payloads {
+		_, status, err := r.gh.Deliver(event, []byte(payload))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, status, event)
+	}
+	require.NoError(t, waitQueue(r))
+	m := metricstest.Scrape(t, strings.TrimSuffix(r.hookURL(), "/api/github/hook")+"/metrics")
+	for event := range payloads {
+		assert.Equal(t, 1.0, m.Value("pvnbot_webhook_deliveries_total", "event="+event, "outcome=failed"), "%s: tried once", event)
+		assert.Equal(t, 1.0, m.Value("pvnbot_webhook_deliveries_total", "event="+event, "outcome=given_up"), event)
+	}
+	served, err := r.srv.Store().ServedRepos(context.Background())
+	require.NoError(t, err)
+	for _, sr := range served {
+		assert.Equal(t, "acme/deploys", sr.FullName, "no repository served from a malformed payload")
+	}
 }

@@ -51,11 +51,15 @@ func (h *IssueComment) Handle(ctx context.Context, _, deliveryID string, payload
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return Permanent(fmt.Errorf("parse issue_comment event: %w", err))
 	}
-	if e.GetComment().GetID() == 0 || e.GetRepo().GetFullName() == "" {
-		return Permanent(fmt.Errorf("issue_comment event without comment or repository"))
+	if e.GetComment().GetID() == 0 {
+		return Permanent(fmt.Errorf("issue_comment event: no comment.id"))
+	}
+	repo, err := repoOfEvent("issue_comment", e.GetRepo(), e.GetInstallation())
+	if err != nil {
+		return err
 	}
 	c := Comment{
-		Repo: repoOfEvent(e.GetRepo(), e.GetInstallation()), Action: e.GetAction(),
+		Repo: repo, Action: e.GetAction(),
 		Number: e.GetIssue().GetNumber(), IsPR: e.GetIssue().IsPullRequest(),
 		ID: e.GetComment().GetID(), URL: e.GetComment().GetHTMLURL(), Body: e.GetComment().GetBody(),
 		User: e.GetComment().GetUser().GetLogin(), UserType: e.GetComment().GetUser().GetType(),
@@ -90,7 +94,10 @@ func (h *CheckRun) Handle(ctx context.Context, _, deliveryID string, payload []b
 		log.Debug("check run of another App", "app_id", id)
 		return nil
 	}
-	repo := repoOfEvent(e.GetRepo(), e.GetInstallation())
+	repo, err := repoOfEvent("check_run", e.GetRepo(), e.GetInstallation())
+	if err != nil {
+		return err
+	}
 	switch e.GetAction() {
 	case "requested_action":
 		return h.Approver.CheckRunAction(ctx, repo, run.GetName(), run.GetHeadSHA(),
@@ -135,15 +142,14 @@ func (h *PullRequest) Handle(ctx context.Context, _, deliveryID string, payload 
 	}
 	pr := e.GetPullRequest()
 	fork := pr.GetHead().GetRepo().GetFullName() != "" && pr.GetHead().GetRepo().GetFullName() != e.GetRepo().GetFullName()
-	return h.Planner.PullRequest(ctx, repoOfEvent(e.GetRepo(), e.GetInstallation()), e.GetNumber(),
-		pr.GetHead().GetSHA(), pr.GetBase().GetRef(), fork)
+	repo, err := repoOfEvent("pull_request", e.GetRepo(), e.GetInstallation())
+	if err != nil {
+		return err
+	}
+	if pr.GetHead().GetSHA() == "" {
+		return Permanent(fmt.Errorf("pull_request event: no pull_request.head.sha"))
+	}
+	return h.Planner.PullRequest(ctx, repo, e.GetNumber(), pr.GetHead().GetSHA(), pr.GetBase().GetRef(), fork)
 }
 
 var _ githubapp.EventHandler = (*PullRequest)(nil)
-
-func repoOfEvent(r *github.Repository, inst *github.Installation) Repo {
-	return Repo{
-		FullName: r.GetFullName(), Owner: r.GetOwner().GetLogin(), Name: r.GetName(), ID: r.GetID(),
-		InstallationID: inst.GetID(), CloneURL: r.GetCloneURL(), DefaultBranch: r.GetDefaultBranch(),
-	}
-}

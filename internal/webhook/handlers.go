@@ -13,10 +13,33 @@ import (
 
 // Repo is a repository as a webhook names it.
 type Repo struct {
-	FullName, Owner, Name string
-	ID, InstallationID    int64
-	CloneURL              string
-	DefaultBranch         string
+	FullName       string // owner/name
+	InstallationID int64
+	CloneURL       string
+	DefaultBranch  string
+}
+
+// eventRepo is an event's repository: *github.Repository, or a push's
+// *github.PushEventRepository.
+type eventRepo interface {
+	GetFullName() string
+	GetCloneURL() string
+	GetDefaultBranch() string
+}
+
+// repoOfEvent is the repository an event is about. An event that names no
+// owner/name repository or no installation cannot be processed, ever.
+func repoOfEvent(event string, r eventRepo, inst *github.Installation) (Repo, error) {
+	repo := Repo{
+		FullName: r.GetFullName(), InstallationID: inst.GetID(), CloneURL: r.GetCloneURL(), DefaultBranch: r.GetDefaultBranch(),
+	}
+	if owner, name, ok := strings.Cut(repo.FullName, "/"); !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return Repo{}, Permanent(fmt.Errorf("%s event: repository.full_name %q is not owner/name", event, repo.FullName))
+	}
+	if repo.InstallationID == 0 {
+		return Repo{}, Permanent(fmt.Errorf("%s event: no installation.id", event))
+	}
+	return repo, nil
 }
 
 // Deployer is what the handlers hand events to: the bot serving the
@@ -61,15 +84,9 @@ func (h *Push) Handle(ctx context.Context, _, deliveryID string, payload []byte)
 		log.Debug("push ignored: branch deleted", "ref", e.GetRef())
 		return nil
 	}
-	repo := Repo{
-		FullName: r.GetFullName(), Owner: r.GetOwner().GetLogin(), Name: r.GetName(), ID: r.GetID(),
-		InstallationID: e.GetInstallation().GetID(), CloneURL: r.GetCloneURL(), DefaultBranch: r.GetDefaultBranch(),
-	}
-	if repo.Owner == "" {
-		repo.Owner = r.GetOwner().GetName()
-	}
-	if repo.FullName == "" || repo.InstallationID == 0 {
-		return Permanent(fmt.Errorf("push event without repository or installation"))
+	repo, err := repoOfEvent("push", r, e.GetInstallation())
+	if err != nil {
+		return err
 	}
 	return h.Deployer.Push(ctx, repo, branch, e.GetAfter())
 }

@@ -8,8 +8,8 @@ import (
 )
 
 // SchemaID is where the JSON Schema of *.pvn.yaml documents is published:
-// jsonSchema/pvn.jsonSchema.json of pvnbot's repository.
-const SchemaID = "https://raw.githubusercontent.com/pvnbot/pvnbot/main/jsonSchema/pvn.jsonSchema.json"
+// schema/pvn.schema.json of pvnbot's repository.
+const SchemaID = "https://raw.githubusercontent.com/pvnbot/pvnbot/main/schema/pvn.schema.json"
 
 // JSONSchema returns the JSON Schema (draft 2020-12) of one *.pvn.yaml
 // document, for editors (yaml-language-server). It describes what the
@@ -24,7 +24,7 @@ func JSONSchema() []byte {
 		"service":     jsRef("service"),
 	})
 	doc["minProperties"], doc["maxProperties"] = 1, 1
-	doc["$jsonSchema"] = "https://json-jsonSchema.org/draft/2020-12/jsonSchema"
+	doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
 	doc["$id"] = SchemaID
 	doc["title"] = "pvnbot *.pvn.yaml"
 	doc["$defs"] = schemaDefs()

@@ -201,3 +201,19 @@ func TestSchemaRejects(t *testing.T) {
 		})
 	}
 }
+
+// The schema says which draft it is, and its $id is where the repository
+// keeps it (the README's yaml-language-server line points there).
+func TestSchemaNamesItsDraftAndWhereItIsPublished(t *testing.T) {
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(JSONSchema(), &doc))
+	assert.Equal(t, "https://json-schema.org/draft/2020-12/schema", doc["$schema"])
+	assert.Equal(t, SchemaID, doc["$id"])
+	path, ok := strings.CutPrefix(SchemaID, "https://raw.githubusercontent.com/pvnbot/pvnbot/main/")
+	require.True(t, ok, SchemaID)
+	_, err := os.Stat(filepath.Join("..", "..", path))
+	assert.NoError(t, err, "the $id names a file of the repository")
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), "$schema="+SchemaID)
+}

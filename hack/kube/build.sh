@@ -4,8 +4,9 @@
 #
 #   ${PVNBOT_KUBE_CACHE:-$HOME/.cache/pvnbot/kube}/k8s-v1.37.2/bin
 #
-# kube-apiserver, kube-controller-manager and kube-scheduler come from
-# k8s.io/kubernetes at KUBE_VERSION (module hack/kube/k8s), etcd from Debian's
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (the
+# deploy/ tests run it) come from k8s.io/kubernetes at KUBE_VERSION (module
+# hack/kube/k8s), etcd from Debian's
 # etcd-server or else from go.etcd.io/etcd/server/v3 (module hack/kube/etcd),
 # pvn-nodeagent from hack/kube/nodeagent. Each binary is skipped when its stamp
 # says it was built from the same inputs; a stamp is written only after a
@@ -42,7 +43,7 @@ hash_dir() {
 
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
 ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
-for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
 	key="$KUBE_VERSION $gover"
 	if fresh "$cmd" "$key"; then
 		continue

@@ -39,13 +39,14 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// kubectl runs kubectl against the test plane as its admin and returns its
-// output; a non-zero exit is returned as an error holding stderr.
+// kubectl runs kubectl (hack/kube/build.sh builds it beside the plane's
+// binaries) against the test plane as its admin and returns its output; a
+// non-zero exit is returned as an error holding stderr.
 func kubectl(t testing.TB, ctx context.Context, args ...string) (string, error) {
 	t.Helper()
-	path, err := exec.LookPath("kubectl")
-	require.NoError(t, err, "kubectl is not on PATH: the deploy/ tests run it (/usr/bin/kubectl on this kind of machine)")
-	cmd := exec.CommandContext(ctx, path, append([]string{"--kubeconfig", plane.Kubeconfig}, args...)...)
+	dir, err := kubetest.BinDir()
+	require.NoError(t, err)
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "kubectl"), append([]string{"--kubeconfig", plane.Kubeconfig}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

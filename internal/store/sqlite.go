@@ -328,7 +328,7 @@ func (s *SQLite) RenameRepo(ctx context.Context, from, to string) error {
 		if _, err := tx.ExecContext(ctx, `PRAGMA defer_foreign_keys = ON`); err != nil {
 			return err
 		}
-		for _, table := range []string{"targets", "desired_states", "job_runs", "approvals", "ingested_commits", "deliveries"} {
+		for _, table := range []string{"targets", "desired_states", "job_runs", "approvals", "ingested_commits", "deliveries", "replies", "served_repos"} {
 			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET repo = ? WHERE repo = ?`, to, from); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}

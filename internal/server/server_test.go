@@ -91,17 +91,12 @@ func TestForgedAndRepeatedDeliveries(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status, "a repeated delivery is acknowledged")
 	r.untilRun(rp, "pvnbot: shop/staging", sha, "success")
-	_, seq, err := r.repoStore(rp).LastIngested(context.Background(), "main")
-	require.NoError(t, err)
-	n := 0
-	for _, d := range r.gh.Deliveries() {
-		if d.GUID == guid {
-			n++
-		}
-	}
-	assert.Equal(t, 2, n)
-	assert.Equal(t, []string{"web/staging"}, rp.applies(t), "processed once")
-	_ = seq
+	require.NoError(t, waitQueue(r))
+	assert.Equal(t, []string{"web/staging"}, rp.applies(t), "deployed once")
+	m := metricstest.Scrape(t, strings.TrimSuffix(r.hookURL(), "/api/github/hook")+"/metrics")
+	assert.Equal(t, 1.0, m.Value("pvnbot_webhook_deliveries_total", "event=push", "outcome=received"), "processed once")
+	assert.Equal(t, 1.0, m.Value("pvnbot_webhook_deliveries_total", "event=push", "outcome=duplicate"), "the second is known as the first")
+	assert.Equal(t, 2.0, m.Value("pvnbot_webhook_deliveries_total", "event=push", "outcome=refused"), "forged and unsigned")
 }
 
 // A commit with invalid configs changes nothing running and gets a failed
@@ -223,6 +218,9 @@ func TestPushesThatAreNotDeploys(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, deployed, last, "nothing new ingested")
 	assert.Equal(t, []string{"web/staging"}, rp.applies(t))
+	m := metricstest.Scrape(t, strings.TrimSuffix(r.hookURL(), "/api/github/hook")+"/metrics")
+	assert.Equal(t, 3.0, m.Value("pvnbot_webhook_deliveries_total", "event=push", "outcome=received"))
+	assert.Zero(t, m.Value("pvnbot_webhook_deliveries_total", "event=push", "outcome=failed"), "ignored, not failed")
 }
 
 // Signed deliveries that name no owner/name repository or no installation

@@ -14,11 +14,9 @@ import (
 // GitHub's limits on a check run (GITHUB-FACTS.md, SPEC §8).
 const (
 	maxSummary       = 65535
-	maxActionLabel   = 20
 	maxActionDesc    = 40
 	maxAnnotations   = 50
 	approveActionID  = "approve"
-	conclusionNone   = ""
 	statusQueued     = "queued"
 	statusInProgress = "in_progress"
 	statusCompleted  = "completed"

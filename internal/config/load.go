@@ -98,14 +98,10 @@ func LoadFiles(root string, paths ...string) (*Set, error) {
 // found is the config files of a tree: where to read each, and what was
 // wrong with those that cannot be read.
 type found struct {
-	files    []configFile
-	problems Errors // warnings too
-	full     bool   // MaxConfigFiles reached
+	files    []string // where to read them: a symlink's target, or the file found
+	problems Errors   // warnings too
+	full     bool     // MaxConfigFiles reached
 }
-
-// configFile is a config file to read at path, found as name (a symlink
-// that leads to path, or path itself).
-type configFile struct{ name, path string }
 
 func (f *found) walk(fsys fs.FS, dir string) error {
 	err := fs.WalkDir(fsys, dir, func(p string, e fs.DirEntry, err error) error {
@@ -143,7 +139,7 @@ func (f *found) add(fsys fs.FS, name string, mode fs.FileMode) {
 	}
 	switch {
 	case mode.IsRegular():
-		f.files = append(f.files, configFile{name: name, path: name})
+		f.files = append(f.files, name)
 	case mode&fs.ModeSymlink != 0:
 		p, err := resolveLink(fsys, name)
 		if err != nil {
@@ -151,7 +147,7 @@ func (f *found) add(fsys fs.FS, name string, mode fs.FileMode) {
 			return
 		}
 		f.problems = append(f.problems, &Error{Pos: filePos(name), Msg: fmt.Sprintf("symlink to %s: read from there", p), Severity: SeverityWarning})
-		f.files = append(f.files, configFile{name: name, path: p})
+		f.files = append(f.files, p)
 	default:
 		f.problemf(name, "not a regular file: not read")
 	}
@@ -174,21 +170,21 @@ func loadFiles(fsys fs.FS, found *found) (*Set, error) {
 		}
 	}
 	seen := map[string]bool{}
-	for _, f := range found.files {
-		if seen[f.path] {
+	for _, path := range found.files {
+		if seen[path] {
 			continue
 		}
-		seen[f.path] = true
-		data, err := readLimited(fsys, f.path, MaxConfigFileBytes)
+		seen[path] = true
+		data, err := readLimited(fsys, path, MaxConfigFileBytes)
 		var big *sizeError
 		if errors.As(err, &big) {
-			errs = append(errs, &Error{Pos: filePos(f.path), Msg: big.Error()})
+			errs = append(errs, &Error{Pos: filePos(path), Msg: big.Error()})
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read config %s: %w", f.path, err)
+			return nil, fmt.Errorf("read config %s: %w", path, err)
 		}
-		parseInto(s, f.path, data, &errs)
+		parseInto(s, path, data, &errs)
 	}
 	for _, j := range s.jobs() {
 		if k := j.KubernetesConfig; k != nil && k.File != "" {

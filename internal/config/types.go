@@ -220,9 +220,6 @@ const (
 	ParamBlob        ParamType = "blob"
 )
 
-// ParamTypes lists every parameter type, in the order messages give them.
-var ParamTypes = []ParamType{ParamString, ParamInt, ParamSecret, ParamDockerImage, ParamCommit, ParamBlob}
-
 // ValueKey is the key of a parameter value of type t: dockerImageTag for a
 // dockerImage parameter, the type's name for the others.
 func (t ParamType) ValueKey() string {

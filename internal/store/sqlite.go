@@ -74,9 +74,6 @@ func (s *SQLite) Repo(name string) Store { return s.RepoOf(name) }
 // RepoOf is Repo with its concrete type, for what SQLite has beyond Store.
 func (s *SQLite) RepoOf(name string) *SQLiteRepo { return &SQLiteRepo{s: s, name: name} }
 
-// Name is the repository's name.
-func (r *SQLiteRepo) Name() string { return r.name }
-
 // Repos implements DB.
 func (s *SQLite) Repos(ctx context.Context) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT repo FROM targets UNION SELECT repo FROM ingested_commits ORDER BY repo`)

@@ -235,9 +235,6 @@ type Batch struct {
 	Approvals []Approval    // inserted, or their ConsumedBy set, by ID
 }
 
-// Empty reports whether the batch writes nothing.
-func (b Batch) Empty() bool { return len(b.States) == 0 && len(b.Runs) == 0 && len(b.Approvals) == 0 }
-
 // Store is the durable state of one repository (SPEC §5.1): nothing read or
 // written through it belongs to another. Every method is safe for
 // concurrent use.

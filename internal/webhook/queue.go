@@ -398,14 +398,3 @@ func (q *Queue) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// Depth is how many deliveries wait or are being processed.
-func (q *Queue) Depth() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := 0
-	for _, rq := range q.repos {
-		n += len(rq.items)
-	}
-	return n
-}

@@ -126,8 +126,6 @@ func (w *Worktrees) Acquire(ctx context.Context, commit string) (dir string, rel
 	}
 }
 
-// known reports whether commit is the full hash of a checkout being
-// written, in use or kept: it was resolved when that checkout was made.
 // Prepare writes the checkout of commit in the background, unless it is
 // there already, and keeps it as a released one: the first job at that
 // commit then finds it ready, or waits for less. Errors are left to that
@@ -140,6 +138,8 @@ func (w *Worktrees) Prepare(ctx context.Context, commit string) {
 	}()
 }
 
+// known reports whether commit is the full hash of a checkout being
+// written, in use or kept: it was resolved when that checkout was made.
 func (w *Worktrees) known(commit string) bool {
 	if !isFullHash(commit) {
 		return false

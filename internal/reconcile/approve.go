@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -199,11 +198,11 @@ func ofDesiredState(tg desired.Target, all []store.Approval) []store.Approval {
 // Recheck makes the steps of the targets named due now; a FAILED one
 // starts its retryPolicy's attempts afresh, since a person asked (Re-run).
 // With no keys it looks at every target waiting for manual approval or
-// preconditions, reads its approvals again from the Store (another
-// process, such as `bot approve`, may have added some), outside the
-// engine's lock, and makes its step due when its wait may be over or its
-// reason changed; the others are left alone, so that a recheck of nothing
-// new writes nothing.
+// preconditions, reads the approvals again from the Store in one query
+// (another process, such as `bot approve`, may have added some), outside
+// the engine's lock, and makes its step due when its wait may be over or
+// its reason changed; the others are left alone, so that a recheck of
+// nothing new writes nothing.
 func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 	defer e.poke()
 	e.mu.Lock()
@@ -227,25 +226,29 @@ func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 		stored []store.Approval
 	}
 	var checks []check
+	gated := false
 	for _, t := range e.targets {
 		if s := t.st.Status; s == store.StatusWaitingManualApproval || s == store.StatusWaitingPreconditions {
 			checks = append(checks, check{t: t, status: s, tg: t.st.Target})
+			need, _, _ := approvalRule(t.st.Target)
+			gated = gated || need
 		}
 	}
 	e.mu.Unlock()
 
-	var errs []error
-	for i := range checks {
-		c := &checks[i]
-		if need, _, _ := approvalRule(c.tg); !need {
-			continue
+	var err error
+	if gated {
+		var all []store.Approval
+		if all, err = e.store.CurrentApprovals(ctx); err != nil {
+			err = fmt.Errorf("read approvals: %w", err)
 		}
-		all, err := e.store.Approvals(ctx, c.tg.Key, c.tg.Digest)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read approvals of %s: %w", c.tg.Key, err))
-			continue
+		byKey := map[desired.Key][]store.Approval{}
+		for _, a := range all {
+			byKey[a.Key] = append(byKey[a.Key], a)
 		}
-		c.stored = ofDesiredState(c.tg, all)
+		for i := range checks {
+			checks[i].stored = ofDesiredState(checks[i].tg, byKey[checks[i].tg.Key])
+		}
 	}
 
 	e.mu.Lock()
@@ -265,7 +268,7 @@ func (e *Engine) Recheck(ctx context.Context, keys ...desired.Key) error {
 			e.wakeNow(t, now)
 		}
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // mergeApprovals adds to what the engine knows the approvals the store has

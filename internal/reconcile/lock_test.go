@@ -58,10 +58,10 @@ type blockingReads struct {
 	release chan struct{}
 }
 
-func (s *blockingReads) Approvals(ctx context.Context, key desired.Key, digest string) ([]store.Approval, error) {
+func (s *blockingReads) CurrentApprovals(ctx context.Context) ([]store.Approval, error) {
 	s.reading <- struct{}{}
 	<-s.release
-	return s.recordingStore.Approvals(ctx, key, digest)
+	return s.recordingStore.CurrentApprovals(ctx)
 }
 
 // A read of the store that does not return holds up nothing but itself:

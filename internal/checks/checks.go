@@ -80,6 +80,7 @@ type Reporter struct {
 	notAfter time.Time          // GitHub asked to wait until then (rate limits)
 	later    map[task]time.Time // progress to write then
 	flushing int                // Flush waits: the progress waiting is written now
+	stopped  bool               // Run has returned
 	forced   map[task]bool      // progress Flush wants written now
 	retries  int                // consecutive failed writes
 	wake     chan struct{}
@@ -291,6 +292,7 @@ func (r *Reporter) Run(ctx context.Context) {
 					timer.Stop()
 				}
 				r.mu.Lock()
+				r.stopped = true
 				r.idle.Broadcast()
 				r.mu.Unlock()
 				return
@@ -344,9 +346,9 @@ func (r *Reporter) failed(t task, err error) {
 }
 
 // Flush waits until every change reported so far is written (or ctx is
-// done, or Run has returned).
+// done, or Run has returned: then what is left unwritten is an error).
 func (r *Reporter) Flush(ctx context.Context) error {
-	done := make(chan struct{})
+	done := make(chan bool, 1) // whether all was written
 	r.mu.Lock()
 	r.flushing++
 	r.mu.Unlock()
@@ -356,15 +358,19 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	}
 	go func() {
 		r.mu.Lock()
-		for (len(r.queue) > 0 || r.busy || len(r.later) > 0) && ctx.Err() == nil {
+		pending := func() bool { return len(r.queue) > 0 || r.busy || len(r.later) > 0 }
+		for pending() && ctx.Err() == nil && !r.stopped {
 			r.idle.Wait()
 		}
 		r.flushing--
+		done <- !pending()
 		r.mu.Unlock()
-		close(done)
 	}()
 	select {
-	case <-done:
+	case written := <-done:
+		if !written {
+			return fmt.Errorf("check runs of %s/%s not all written: the reporter stopped", r.opts.Owner, r.opts.Repo)
+		}
 		return nil
 	case <-ctx.Done():
 		r.mu.Lock()

@@ -419,3 +419,17 @@ func TestWaitingForApprovalIsNotWrittenAtEveryChange(t *testing.T) {
 	require.Eventually(t, func() bool { return f.writes() == created+2 }, 10*time.Second, time.Millisecond, "an approval is shown at once, the clock standing still")
 	assert.Contains(t, f.gh.CheckRunWrites(f.repo)[created+1].Summary, "approved by @alice")
 }
+
+// Flush on a Reporter whose Run has returned says at once what it could
+// not write, rather than waiting for its context.
+func TestFlushAfterRunReturnedDoesNotWait(t *testing.T) {
+	f := newFixture(t)
+	f.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, f.r.Flush(ctx), "nothing to write")
+	f.r.TargetChanged(context.Background(), state("web", "staging", f.c1, 1, store.StatusApplying))
+	err := f.r.Flush(ctx)
+	require.ErrorContains(t, err, "not all written: the reporter stopped")
+	assert.NoError(t, ctx.Err(), "answered before the deadline")
+}

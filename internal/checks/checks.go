@@ -478,7 +478,7 @@ func (r *Reporter) approvals(ctx context.Context, targets []store.TargetState) m
 		return out
 	}
 	for _, st := range targets {
-		if !needsApproval(st.Target) {
+		if !st.Target.NeedsApproval() {
 			continue
 		}
 		all, err := r.opts.Records.Approvals(ctx, st.Key(), st.Target.Digest)

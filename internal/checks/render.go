@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pvnbot/pvnbot/internal/desired"
 	"github.com/pvnbot/pvnbot/internal/store"
 )
 
@@ -262,12 +261,4 @@ func short(sha string) string {
 		return sha[:7]
 	}
 	return sha
-}
-
-// needsApproval reports whether a target's applies need approval.
-func needsApproval(tg desired.Target) bool {
-	if tg.Policy.RequireApprovalBeforeApply {
-		return true
-	}
-	return slices.ContainsFunc(tg.Preconditions, func(p desired.Precondition) bool { return p.ManualApproval != nil })
 }

@@ -98,7 +98,7 @@ func approvalChannels(p Plan) []string {
 	c := p.Changes
 	services := map[string][]string{}
 	note := func(tg *desired.Target) {
-		if tg != nil && needsApproval(*tg) {
+		if tg != nil && tg.NeedsApproval() {
 			ch := tg.Application + "/" + tg.ReleaseChannel
 			services[ch] = append(services[ch], tg.Service)
 		}

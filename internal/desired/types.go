@@ -5,6 +5,7 @@
 package desired
 
 import (
+	"slices"
 	"time"
 
 	"github.com/pvnbot/pvnbot/internal/config"
@@ -85,4 +86,11 @@ type Precondition struct {
 	// same service must be converged on this commit or a later one.
 	ReleaseChannelStable string
 	ManualApproval       *config.ManualApproval
+}
+
+// NeedsApproval reports whether the target's applies wait for a person's
+// approval: a manualApproval precondition, or the runtime's
+// requireApprovalBeforeApply.
+func (t Target) NeedsApproval() bool {
+	return t.Policy.RequireApprovalBeforeApply || slices.ContainsFunc(t.Preconditions, func(p Precondition) bool { return p.ManualApproval != nil })
 }

@@ -140,7 +140,7 @@ func (s *Server) approve(ctx context.Context, svc *repoService, cmd approval.Com
 			continue
 		}
 		atCommit[k.ReleaseChannel] = appendNew(atCommit[k.ReleaseChannel], k.Application)
-		if st.Status == store.StatusWaitingManualApproval || (st.Status == store.StatusWaitingPreconditions && needsApproval(st.Target)) {
+		if st.Status == store.StatusWaitingManualApproval || (st.Status == store.StatusWaitingPreconditions && st.Target.NeedsApproval()) {
 			waiting[k.ReleaseChannel] = appendNew(waiting[k.ReleaseChannel], k.Application)
 		}
 	}
@@ -182,13 +182,6 @@ func (s *Server) approve(ctx context.Context, svc *repoService, cmd approval.Com
 		return nil, strings.Join(reasons, " ")
 	}
 	return approved, ""
-}
-
-func needsApproval(tg desired.Target) bool {
-	if tg.Policy.RequireApprovalBeforeApply {
-		return true
-	}
-	return slices.ContainsFunc(tg.Preconditions, func(p desired.Precondition) bool { return p.ManualApproval != nil })
 }
 
 // approvedBy reports whether the approval at url was recorded already (a

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/google/go-github/v89/github"
@@ -155,10 +155,11 @@ func (s *Server) approve(ctx context.Context, svc *repoService, cmd approval.Com
 	case channel == "" && len(waiting) == 0:
 		return nil, fmt.Sprintf("nothing of %s waits for approval.", what)
 	case channel == "":
+		names := slices.Sorted(maps.Keys(waiting))
 		return nil, fmt.Sprintf("several release channels of %s wait for approval (%s): name one, as in `/approve %s`.",
-			what, strings.Join(sortedKeys(waiting), ", "), sortedKeys(waiting)[0])
+			what, strings.Join(names, ", "), names[0])
 	case !known[channel]:
-		return nil, fmt.Sprintf("there is no release channel %q (release channels: %s).", channel, strings.Join(sortedKeys(atCommit), ", "))
+		return nil, fmt.Sprintf("there is no release channel %q (release channels: %s).", channel, strings.Join(slices.Sorted(maps.Keys(atCommit)), ", "))
 	case len(atCommit[channel]) == 0:
 		return nil, fmt.Sprintf("release channel %s has no target whose desired state is %s: a later commit's is.", channel, what)
 	}
@@ -338,15 +339,6 @@ func appendNew(list []string, s string) []string {
 		return list
 	}
 	return append(list, s)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func short(sha string) string {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,26 +91,6 @@ func testCorruptState(t *testing.T, tables ...string) {
 	assert.Contains(t, err.Error(), hints[0], "bot approve")
 }
 
-// damagedLater is a store that turns out damaged once an apply starts,
-// where the check at open does not look (the audit log of a large file).
-type damagedLater struct {
-	reconcile.Store
-	damaged atomic.Bool
-}
-
-func (d *damagedLater) Save(ctx context.Context, b store.Batch) error {
-	if d.damaged.Load() {
-		return &store.CorruptError{Path: "state.db", Err: errors.New("database disk image is malformed (11)")}
-	}
-	err := d.Store.Save(ctx, b)
-	for _, st := range b.States {
-		if st.Running.RunID != "" {
-			d.damaged.Store(true)
-		}
-	}
-	return err
-}
-
 // Damage found while running stops bot run, watching or not: it does not
 // heal by trying again.
 func TestCorruptionFoundWhileRunningStopsTheRun(t *testing.T) {
@@ -122,7 +101,9 @@ func TestCorruptionFoundWhileRunningStopsTheRun(t *testing.T) {
 			repo.Commit("web")
 			var out bytes.Buffer
 			opts := localmode.Options{RepoDir: repo.Dir, StatePath: filepath.Join(t.TempDir(), "state.db"), Once: once, Out: &out, Poll: 20 * time.Millisecond}
-			localmode.WrapStore(&opts, func(s reconcile.Store) reconcile.Store { return &damagedLater{Store: s} })
+			localmode.WrapStore(&opts, func(s reconcile.Store) reconcile.Store {
+				return &failingAfterApplyStart{Store: s, err: &store.CorruptError{Path: "state.db", Err: errors.New("database disk image is malformed (11)")}}
+			})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			res, err := localmode.Run(ctx, opts)

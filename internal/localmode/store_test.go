@@ -48,25 +48,25 @@ func runOnce(repoDir, statePath string, wrap func(reconcile.Store) reconcile.Sto
 	return res, out.String(), err
 }
 
-// fullDisk is a store whose writes start failing once an apply's start
-// is recorded: the apply runs, its end cannot be recorded.
-type fullDisk struct {
+// failingAfterApplyStart is a store whose writes start failing with err
+// once an apply's start is recorded: the apply runs, its end cannot be
+// recorded (a full disk, damage where the check at open does not look).
+type failingAfterApplyStart struct {
 	reconcile.Store
-	full atomic.Bool
+	err     error
+	failing atomic.Bool
 }
 
-var errFull = errors.New("database or disk is full (13)")
-
-func (d *fullDisk) Save(ctx context.Context, b store.Batch) error {
-	if d.full.Load() {
-		return errFull
+func (d *failingAfterApplyStart) Save(ctx context.Context, b store.Batch) error {
+	if d.failing.Load() {
+		return d.err
 	}
 	if err := d.Store.Save(ctx, b); err != nil {
 		return err
 	}
 	for _, st := range b.States {
 		if st.Running.RunID != "" {
-			d.full.Store(true)
+			d.failing.Store(true)
 		}
 	}
 	return nil
@@ -84,7 +84,7 @@ func TestRunOnceFailsWhenTheStoreCannotRecord(t *testing.T) {
 		return runOnce(repo.Dir, statePath, wrap)
 	}
 
-	disk := &fullDisk{}
+	disk := &failingAfterApplyStart{err: errors.New("database or disk is full (13)")}
 	res, out, err := run(func(s reconcile.Store) reconcile.Store { disk.Store = s; return disk })
 	require.Error(t, err)
 	assert.True(t, res.Failed)

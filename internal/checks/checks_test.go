@@ -303,7 +303,6 @@ func TestConfigProblemsAreAnnotated(t *testing.T) {
 	}
 	assert.Equal(t, []int{50, 50, 21}, counts, "50 a request")
 	assert.Contains(t, runs[0].Summary, "- `a.pvn.yaml:2:1`: warning: labels are ignored")
-	assert.Nil(t, nil)
 	f.r.ReportProblems(f.c2, nil, nil)
 	f.flush()
 	assert.Len(t, f.checkRuns(checks.ConfigsCheckName), 1, "no configs check without problems or warnings")

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -403,5 +402,4 @@ func TestPageBase(t *testing.T) {
 	got, err = pageBase(&net.TCPAddr{IP: net.IPv6loopback, Port: 3000})
 	require.NoError(t, err)
 	assert.Equal(t, "http://[::1]:3000", got)
-	assert.True(t, strings.HasPrefix(got, "http://"))
 }

@@ -142,7 +142,7 @@ func onceCommitLimit(errs config.Errors) config.Errors {
 	out := errs[:0]
 	seen := false
 	for _, e := range errs {
-		if strings.Contains(e.Msg, "the limit of one commit") {
+		if strings.Contains(e.Msg, commitLimit) {
 			if seen {
 				continue
 			}

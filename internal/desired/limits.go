@@ -41,6 +41,10 @@ type limitError struct {
 
 func (e *limitError) Error() string { return e.msg }
 
+// commitLimit ends the message of every limit of one commit, which
+// onceCommitLimit says once.
+const commitLimit = "the limit of one commit"
+
 func mib(n int) string { return strconv.Itoa(n>>20) + " MiB" }
 
 // budget is what is left of the commit's rendering, and its limits.
@@ -89,7 +93,7 @@ func (x *execution) allow(n int) error {
 func (x *execution) charge(n int) error {
 	if x.commit.bytes -= n; x.commit.bytes < 0 {
 		x.commit.bytes = 0
-		return &limitError{msg: "the targets of this commit render to more than " + mib(x.commit.maxBytes) + ": the limit of one commit"}
+		return &limitError{msg: "the targets of this commit render to more than " + mib(x.commit.maxBytes) + ": " + commitLimit}
 	}
 	return nil
 }
@@ -106,7 +110,7 @@ func (x *execution) step(site int) (string, error) {
 		at, _ = x.tree.ErrorContext(x.sites[site])
 	}
 	if x.commit.steps < 0 {
-		return "", &limitError{at: at, msg: fmt.Sprintf("the targets of this commit take more than %d range iterations and template calls to render: the limit of one commit", x.commit.maxSteps)}
+		return "", &limitError{at: at, msg: fmt.Sprintf("the targets of this commit take more than %d range iterations and template calls to render: %s", x.commit.maxSteps, commitLimit)}
 	}
 	return "", &limitError{at: at, msg: fmt.Sprintf("more than %d range iterations and template calls: the limit of one rendering", maxSteps)}
 }
@@ -298,13 +302,13 @@ func instrument(t *template.Template) ([]parse.Node, error) {
 
 var execLocationRE = regexp.MustCompile(`^template: ([^\n]*?:\d+:\d+): `)
 
-// limitMessage words a limit reached by the rendering called name: at the
-// line and column of what reached it when known. ok is false when err is
+// worded is a limit reached by the rendering called name, worded at the
+// line and column of what reached it when known; ok is false when err is
 // not a limit.
-func limitMessage(name string, err error) (string, bool) {
+func worded(name string, err error) (*limitError, bool) {
 	var le *limitError
 	if !errors.As(err, &le) {
-		return "", false
+		return nil, false
 	}
 	at := le.at
 	if at == "" {
@@ -315,7 +319,7 @@ func limitMessage(name string, err error) (string, bool) {
 	if at == "" {
 		at = name
 	}
-	return "template: " + at + ": " + le.msg, true
+	return &limitError{msg: "template: " + at + ": " + le.msg, at: at}, true
 }
 
 // hasNUL reports whether s holds a NUL byte.

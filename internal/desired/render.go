@@ -102,8 +102,8 @@ func (ts *templates) render(name, text string, data *tmplData, limit int, jobLim
 	err := e.t.Execute(&ts.out, data)
 	ts.x.sites, ts.x.tree = nil, nil
 	if err != nil {
-		if msg, ok := limitMessage(name, err); ok {
-			return "", errors.New(msg)
+		if le, ok := worded(name, err); ok {
+			return "", le
 		}
 		return "", err
 	}
@@ -220,7 +220,8 @@ func (r *renderer) refersToSecret(e *tmplEntry) bool {
 }
 
 func isLimit(err error) bool {
-	return err != nil && strings.Contains(err.Error(), ": the limit of ")
+	var le *limitError
+	return errors.As(err, &le)
 }
 
 func (r *renderer) list(field string, ts []config.Text) []string {

@@ -51,8 +51,8 @@ type tmplEntry struct {
 	t     *template.Template
 	sites []parse.Node
 	err   error
-	// secretRefs is the parameters the template names, and all whether
-	// it may see any of them.
+	// refs is the parameters the template names, and all whether it may
+	// see any of them.
 	refs []string
 	all  bool
 }
@@ -191,7 +191,8 @@ func (r *renderer) envValue(field string, t config.Text) (string, bool) {
 	if !r.ps.hasSecrets || !hasTemplate(t.Value) {
 		return r.public(field, t), false
 	}
-	if e := r.ts.parse(field, t.Value); e.err != nil {
+	e := r.ts.parse(field, t.Value)
+	if e.err != nil {
 		r.tb.errorf(t.Pos, "%v", e.err)
 		return "", true
 	}
@@ -202,7 +203,7 @@ func (r *renderer) envValue(field string, t config.Text) (string, bool) {
 		r.tb.errorf(t.Pos, "%v", err)
 		return "", true
 	}
-	return r.take(v), a != b || r.refersToSecret(r.ts.parse(field, t.Value))
+	return r.take(v), a != b || r.refersToSecret(e)
 }
 
 // refersToSecret reports whether a template names a secret parameter or
